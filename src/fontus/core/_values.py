@@ -1,0 +1,131 @@
+"""JSON-like values that may also hold numpy arrays and bytes, made immutable.
+
+Object payloads, ``meta`` and config changes all hold such values.  They are
+frozen on construction so that one message can be shared by many nodes (and
+threads) without copies: mappings become :class:`FrozenDict`, lists become
+tuples, arrays become read-only views.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import numpy as np
+
+__all__ = ["FrozenDict", "freeze_value", "readonly_array", "thaw_value", "values_equal"]
+
+
+class FrozenDict(Mapping[str, Any]):
+    """A read-only, hashable-free mapping with ``str`` keys."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: Mapping[str, Any] | None = None) -> None:
+        self._data: dict[str, Any] = dict(data) if data else {}
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __repr__(self) -> str:
+        return f"FrozenDict({self._data!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Mapping):
+            return NotImplemented
+        return values_equal(self, other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def readonly_array(array: np.ndarray, path: str = "array") -> np.ndarray:
+    """Return a read-only view of ``array`` (no copy), refusing object dtypes."""
+    if array.dtype.hasobject:
+        raise TypeError(
+            f"{path}: numpy arrays of dtype object are not allowed; use a numeric dtype"
+        )
+    if not array.flags.writeable:
+        return array
+    view = array.view()
+    view.flags.writeable = False
+    return view
+
+
+def freeze_value(value: Any, path: str = "value") -> Any:
+    """Turn a JSON-like value into its immutable form, or raise ``TypeError`` naming ``path``."""
+    if value is None or isinstance(value, bool | int | float | str | bytes):
+        return value
+    if isinstance(value, np.ndarray):
+        return readonly_array(value, path)
+    if isinstance(value, np.generic):
+        if isinstance(value, np.bool_):
+            return bool(value)
+        if isinstance(value, np.integer):
+            return int(value)
+        if isinstance(value, np.floating):
+            return float(value)
+        raise TypeError(f"{path}: numpy scalar of type {type(value).__name__} is not supported")
+    if isinstance(value, bytearray | memoryview):
+        return bytes(value)
+    if isinstance(value, FrozenDict):
+        return value
+    if isinstance(value, Mapping):
+        frozen = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(
+                    f"{path}: mapping keys must be str, got {type(key).__name__} {key!r}"
+                )
+            frozen[key] = freeze_value(item, f"{path}.{key}")
+        return FrozenDict(frozen)
+    if isinstance(value, list | tuple):
+        return tuple(freeze_value(item, f"{path}[{i}]") for i, item in enumerate(value))
+    raise TypeError(
+        f"{path}: type {type(value).__name__} is not supported; use None, bool, int, float, "
+        "str, bytes, a numpy array, a list or a mapping with str keys"
+    )
+
+
+def thaw_value(value: Any) -> Any:
+    """Return a mutable deep copy: mappings become dicts, tuples become lists, arrays are copied."""
+    if isinstance(value, Mapping):
+        return {key: thaw_value(item) for key, item in value.items()}
+    if isinstance(value, tuple | list):
+        return [thaw_value(item) for item in value]
+    if isinstance(value, np.ndarray):
+        return value.copy()
+    return value
+
+
+def values_equal(a: Any, b: Any) -> bool:
+    """Deep equality that compares arrays by dtype, shape and content, and ints apart from floats."""
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        if not (isinstance(a, np.ndarray) and isinstance(b, np.ndarray)):
+            return False
+        return (
+            a.dtype == b.dtype
+            and a.shape == b.shape
+            and bool(np.array_equal(a, b, equal_nan=a.dtype.kind in "fc"))
+        )
+    if isinstance(a, Mapping) and isinstance(b, Mapping):
+        if a.keys() != b.keys():
+            return False
+        return all(values_equal(a[k], b[k]) for k in a)
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        return len(a) == len(b) and all(values_equal(x, y) for x, y in zip(a, b, strict=True))
+    if type(a) is not type(b) and not _same_number_kind(a, b):
+        return False
+    if isinstance(a, float) and isinstance(b, float) and a != a and b != b:
+        return True  # NaN equals NaN for round-trip purposes
+    return bool(a == b)
+
+
+def _same_number_kind(a: Any, b: Any) -> bool:
+    # bool is an int subclass; keep True != 1 so a round trip that changes the type is caught.
+    return False if isinstance(a, bool) or isinstance(b, bool) else type(a) is type(b)

@@ -1,0 +1,98 @@
+"""Bounded inboxes: every node reads its input from one, with a chosen overflow policy.
+
+``block`` keeps everything and makes the producer wait (backpressure);
+``drop_oldest`` keeps the newest data (live video) and counts what it drops.
+Control items (configuration, end-of-stream) are never dropped and keep their
+place in the order of data.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["Inbox", "InboxClosed", "Item"]
+
+
+class InboxClosed(Exception):
+    """Internal: the inbox was closed while a producer waited for room."""
+
+
+@dataclass(slots=True)
+class Item:
+    """One entry: ``origin`` is the upstream node name; ``control`` items are never dropped."""
+
+    origin: str
+    value: Any
+    control: bool = False
+    enqueued_at: float = 0.0
+
+
+class Inbox:
+    """A bounded FIFO shared by producers (upstream threads) and one consumer (the node thread)."""
+
+    def __init__(self, capacity: int, overflow: str = "block") -> None:
+        if capacity < 1:
+            raise ValueError("capacity must be >= 1")
+        if overflow not in ("block", "drop_oldest"):
+            raise ValueError(f"unknown overflow policy {overflow!r}")
+        self.capacity = capacity
+        self.overflow = overflow
+        self._items: deque[Item] = deque()
+        self._lock = threading.Lock()
+        self._not_empty = threading.Condition(self._lock)
+        self._not_full = threading.Condition(self._lock)
+        self._closed = False
+        self.dropped = 0
+        self.high_water = 0
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def put(self, item: Item) -> None:
+        """Add ``item``; with ``block``, wait while the inbox is full (raises InboxClosed if closed)."""
+        item.enqueued_at = time.perf_counter()
+        with self._lock:
+            if len(self._items) >= self.capacity and not item.control:
+                if self.overflow == "drop_oldest":
+                    self._drop_oldest_data()
+                else:
+                    while len(self._items) >= self.capacity and not self._closed:
+                        self._not_full.wait()
+            if self._closed:
+                raise InboxClosed
+            self._items.append(item)
+            depth = len(self._items)
+            if depth > self.high_water:
+                self.high_water = depth
+            self._not_empty.notify()
+
+    def _drop_oldest_data(self) -> None:
+        for i, queued in enumerate(self._items):
+            if not queued.control:
+                del self._items[i]
+                self.dropped += 1
+                return
+
+    def get(self, timeout: float | None = None) -> Item | None:
+        """The next item, or None when ``timeout`` passed with nothing to read."""
+        with self._lock:
+            if not self._items:
+                if timeout is not None and timeout <= 0:
+                    return None
+                self._not_empty.wait(timeout)
+                if not self._items:
+                    return None
+            item = self._items.popleft()
+            self._not_full.notify()
+            return item
+
+    def close(self) -> None:
+        """Wake every waiting producer; later puts raise InboxClosed."""
+        with self._lock:
+            self._closed = True
+            self._not_full.notify_all()
+            self._not_empty.notify_all()

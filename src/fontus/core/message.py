@@ -1,0 +1,134 @@
+"""``Message``: a payload with its identity, provenance, metadata and timers.
+
+A message is mutable while its creator builds it and frozen the moment it is
+transmitted, so downstream nodes (possibly several, on other threads) share it
+without copies.  To change a received message, derive a new one with
+:meth:`Message.evolve`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Mapping
+from typing import Any, Generic, TypeVar
+
+from ._values import FrozenDict, freeze_value, values_equal
+from .errors import FrozenMessageError, PayloadError
+from .payloads import Payload
+
+__all__ = ["Message", "next_message_id"]
+
+P = TypeVar("P", bound=Payload)
+
+_ids = itertools.count(1)
+
+
+def next_message_id() -> int:
+    """A process-wide increasing message id (thread-safe: ``itertools.count`` is atomic in CPython)."""
+    return next(_ids)
+
+
+_FIELDS = ("id", "created_at", "creator", "version", "payload", "meta", "timers")
+
+
+class Message(Generic[P]):
+    """One unit of data flowing through a pipeline.
+
+    ``meta`` holds JSON-like values (arrays and bytes allowed); ``timers`` maps
+    names to seconds (floats).  Both become read-only when the message is frozen.
+    """
+
+    __slots__ = ("_frozen", *_FIELDS)
+
+    _frozen: bool
+    id: int
+    created_at: float
+    creator: str
+    version: int
+    payload: P
+    meta: Mapping[str, Any]
+    timers: Mapping[str, float]
+
+    def __init__(
+        self,
+        payload: P,
+        *,
+        creator: str = "",
+        version: int = 0,
+        meta: Mapping[str, Any] | None = None,
+        timers: Mapping[str, float] | None = None,
+        id: int | None = None,  # noqa: A002 - the wire field is called id
+        created_at: float | None = None,
+    ) -> None:
+        if not isinstance(payload, Payload):
+            raise PayloadError(
+                f"Message: payload must be a Payload (AudioPayload, ObjectPayload, ...), "
+                f"got {type(payload).__name__}"
+            )
+        set_ = object.__setattr__
+        set_(self, "_frozen", False)
+        set_(self, "payload", payload)
+        set_(self, "creator", creator)
+        set_(self, "version", int(version))
+        set_(self, "meta", dict(meta) if meta else {})
+        set_(self, "timers", dict(timers) if timers else {})
+        set_(self, "id", next_message_id() if id is None else int(id))
+        set_(self, "created_at", time.time() if created_at is None else float(created_at))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if self._frozen:
+            raise FrozenMessageError(
+                f"message {self.id} from '{self.creator}' was transmitted and is frozen; "
+                f"cannot set {name!r} — use message.evolve(...) to derive a new message"
+            )
+        object.__setattr__(self, name, value)
+
+    @property
+    def frozen(self) -> bool:
+        return self._frozen
+
+    def freeze(self) -> Message[P]:
+        """Make this message immutable (idempotent); returns ``self``."""
+        if not self._frozen:
+            try:
+                meta = freeze_value(self.meta, "meta")
+            except TypeError as exc:
+                raise PayloadError(f"message {self.id} from '{self.creator}': {exc}") from None
+            timers = FrozenDict({str(k): float(v) for k, v in self.timers.items()})
+            object.__setattr__(self, "meta", meta)
+            object.__setattr__(self, "timers", timers)
+            object.__setattr__(self, "_frozen", True)
+        return self
+
+    def evolve(self, payload: Payload | None = None, **changes: Any) -> Message[Any]:
+        """A new, unfrozen message with this one's payload, meta and timers, and ``changes``.
+
+        ``meta`` and ``timers`` given in ``changes`` are merged over the existing ones.
+        """
+        meta = dict(self.meta)
+        meta.update(changes.pop("meta", {}) or {})
+        timers = dict(self.timers)
+        timers.update(changes.pop("timers", {}) or {})
+        kwargs: dict[str, Any] = {
+            "creator": self.creator,
+            "version": self.version,
+            "meta": meta,
+            "timers": timers,
+            "created_at": self.created_at,
+        }
+        kwargs.update(changes)
+        return Message(self.payload if payload is None else payload, **kwargs)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Message):
+            return NotImplemented
+        return all(values_equal(getattr(self, f), getattr(other, f)) for f in _FIELDS)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return (
+            f"Message(id={self.id}, creator={self.creator!r}, version={self.version}, "
+            f"payload={type(self.payload).__name__}, meta_keys={sorted(self.meta)})"
+        )
