@@ -59,7 +59,7 @@ class Draft(Generic[P]):
         return draft
 
     def _names(self) -> tuple[str, ...]:
-        return tuple(f.name for f in dataclasses.fields(self._kind))  # type: ignore[arg-type]
+        return tuple(f.name for f in dataclasses.fields(self._kind))
 
     def _check(self, name: str, names: tuple[str, ...]) -> None:
         if name not in names:
