@@ -1,0 +1,1 @@
+"""Generated protobuf modules. DO NOT EDIT: see scripts/gen_protos.py."""

@@ -1,0 +1,380 @@
+"""The codec: the one module that translates Fontus messages to and from ``fontus.v1``.
+
+::
+
+    data = encode_message(message)      # bytes of a fontus.v1.Packet
+    again = decode_message(data)        # equal to message; arrays are read-only views
+
+Everything a message holds crosses exactly: payloads of every kind, ``meta``
+and object values as a typed value tree (an int stays an int, bytes stay
+bytes, arrays stay arrays), ``timers``, ids and versions.  Arrays are copied
+once when encoding and not at all when decoding (see ``_blobs``).  Malformed
+input raises :class:`~fontus.core.errors.WireError` naming the field and the
+problem.
+
+Plugins add payload types with :func:`register_payload`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from ..core._values import FrozenDict
+from ..core.errors import PayloadError, WireError
+from ..core.message import Message
+from ..core.payloads import (
+    AudioPayload,
+    Batch,
+    BytesPayload,
+    ConfigPayload,
+    ControlPayload,
+    ImagePayload,
+    ObjectPayload,
+    Payload,
+    VideoPayload,
+)
+from ._arrays import NO_COMPRESSION, CompressionConfig, decode_array, encode_array
+from ._blobs import BlobWriter, join_with_blobs, split_blobs
+from ._limits import DEFAULT_LIMITS, WireLimits
+from ._wire.v1 import payloads_pb2 as pb
+
+__all__ = [
+    "WireDecoder",
+    "WireEncoder",
+    "decode_message",
+    "encode_message",
+    "register_payload",
+]
+
+_INT64_MIN = -(1 << 63)
+_INT64_MAX = (1 << 63) - 1
+#: Byte strings at least this long travel as blobs (no copy into the protobuf head).
+BLOB_BYTES_THRESHOLD = 4096
+_EMPTY = FrozenDict()
+
+ToFields = Callable[[Any], Mapping[str, Any]]
+FromFields = Callable[[Mapping[str, Any]], Payload]
+_custom_by_kind: dict[str, tuple[type[Payload], ToFields, FromFields]] = {}
+_custom_by_type: dict[type[Payload], tuple[str, ToFields]] = {}
+
+
+def register_payload(
+    cls: type[Payload],
+    *,
+    kind: str | None = None,
+    to_fields: ToFields | None = None,
+    from_fields: FromFields | None = None,
+) -> None:
+    """Let a plugin payload type cross the wire without editing the codec.
+
+    By default a dataclass payload travels as its fields (each a value the
+    value tree carries: None, bool, int, float, str, bytes, arrays, lists,
+    mappings) and is rebuilt with ``cls(**fields)``.
+    """
+    kind = kind or cls.kind
+    if kind in ("audio", "image", "video", "bytes", "object", "batch", "control", "config"):
+        raise ValueError(f"payload kind {kind!r} is built in; choose another kind name")
+    if to_fields is None:
+        if not dataclasses.is_dataclass(cls):
+            raise TypeError(
+                f"{cls.__name__}: pass to_fields/from_fields for a non-dataclass payload"
+            )
+
+        def to_fields(payload: Any) -> Mapping[str, Any]:
+            return {f.name: getattr(payload, f.name) for f in dataclasses.fields(payload)}
+
+    build: FromFields = from_fields or (lambda fields: cls(**fields))
+    _custom_by_kind[kind] = (cls, to_fields, build)
+    _custom_by_type[cls] = (kind, to_fields)
+
+
+class WireEncoder:
+    """Fills protobuf heads and collects blobs; one per packet or frame."""
+
+    __slots__ = ("blobs", "compression")
+
+    def __init__(self, compression: CompressionConfig = NO_COMPRESSION) -> None:
+        self.blobs = BlobWriter()
+        self.compression = compression
+
+    def finish(self, head: Any) -> bytes:
+        """Serialize ``head`` and append the blobs collected while filling it."""
+        return join_with_blobs(head.SerializeToString(), self.blobs)
+
+    # -- values --------------------------------------------------------------
+    def value(self, value: Any, target: Any, path: str) -> None:
+        if value is None:
+            target.null_value.SetInParent()
+        elif value is True or value is False:
+            target.bool_value = value
+        elif isinstance(value, int):
+            if not _INT64_MIN <= value <= _INT64_MAX:
+                raise WireError(f"{path}: int {value} is outside the int64 range the wire carries")
+            target.int_value = value
+        elif isinstance(value, float):
+            target.double_value = value
+        elif isinstance(value, str):
+            target.string_value = value
+        elif isinstance(value, bytes):
+            target.bytes_value = value
+        elif isinstance(value, np.ndarray):
+            encode_array(value, target.array_value, self.blobs, self.compression)
+        elif isinstance(value, Mapping):
+            self.value_map(value, target.map_value, path)
+        elif isinstance(value, list | tuple):
+            items = target.list_value.items
+            target.list_value.SetInParent()
+            for i, item in enumerate(value):
+                self.value(item, items.add(), f"{path}[{i}]")
+        else:
+            raise WireError(f"{path}: type {type(value).__name__} cannot travel")
+
+    def value_map(self, mapping: Mapping[str, Any], target: Any, path: str) -> None:
+        entries = target.entries
+        for key, item in mapping.items():
+            entry = entries.add()
+            entry.key = key
+            self.value(item, entry.value, f"{path}.{key}")
+
+    # -- payloads and messages ---------------------------------------------------
+    def message(self, message: Message[Any], target: Any) -> None:
+        if not _INT64_MIN <= message.id <= _INT64_MAX:
+            raise WireError(f"message id {message.id} is outside the int64 range")
+        target.id = message.id
+        target.created_at = message.created_at
+        target.creator = message.creator
+        target.version = message.version
+        if message.meta:
+            self.value_map(message.meta, target.meta, "meta")
+        if message.timers:
+            target.timers.update(message.timers)
+        self.payload(message.payload, target.payload)
+
+    def payload(self, payload: Payload, target: Any) -> None:
+        if isinstance(payload, AudioPayload):
+            t = target.audio
+            encode_array(payload.audio, t.audio, self.blobs, self.compression)
+            t.sampling_rate = payload.sampling_rate
+            t.channels = payload.channels
+            t.audio_format = payload.audio_format
+            t.start = payload.start
+            t.end = payload.end
+        elif isinstance(payload, ImagePayload):
+            self._image(payload, target.image)
+        elif isinstance(payload, ObjectPayload):
+            target.object.SetInParent()
+            self.value_map(payload.data, target.object.data, "payload")
+        elif isinstance(payload, BytesPayload):
+            if len(payload.cnt) >= BLOB_BYTES_THRESHOLD:
+                target.bytes.blob = self.blobs.add(payload.cnt)
+            else:
+                target.bytes.inline = payload.cnt
+        elif isinstance(payload, VideoPayload):
+            t = target.video
+            for frame in payload.frames:
+                self._image(frame, t.frames.add())
+            t.frames_per_second = payload.frames_per_second
+            t.codec = payload.codec
+            t.start = payload.start
+            t.end = payload.end
+        elif isinstance(payload, Batch):
+            t = target.batch
+            t.SetInParent()
+            for inner in payload.messages:
+                self.message(inner, t.messages.add())
+        elif isinstance(payload, ControlPayload):
+            target.control.signal = payload.signal
+            self.value_map(payload.data, target.control.data, "control.data")
+        elif isinstance(payload, ConfigPayload):
+            target.config.SetInParent()
+            self.value_map(payload.changes, target.config.changes, "config.changes")
+        else:
+            custom = _custom_by_type.get(type(payload))
+            if custom is None:
+                raise WireError(
+                    f"payload type {type(payload).__name__} is not registered for the wire; "
+                    "call fontus.remote.register_payload on it"
+                )
+            kind, to_fields = custom
+            target.custom.kind = kind
+            self.value_map(to_fields(payload), target.custom.fields, f"payload[{kind}]")
+
+    def _image(self, payload: ImagePayload, t: Any) -> None:
+        encode_array(payload.image, t.image, self.blobs, self.compression)
+        t.width = payload.width
+        t.height = payload.height
+        t.depth = payload.depth
+        t.pixel_format = payload.pixel_format
+        t.timestamp = payload.timestamp
+
+
+class WireDecoder:
+    """Turns protobuf heads back into Fontus objects, reading arrays from the frame's blobs."""
+
+    __slots__ = ("blobs", "limits")
+
+    def __init__(self, blobs: list[memoryview], limits: WireLimits = DEFAULT_LIMITS) -> None:
+        self.blobs = blobs
+        self.limits = limits
+
+    @classmethod
+    def parse(cls, data: bytes, head: Any, limits: WireLimits = DEFAULT_LIMITS) -> WireDecoder:
+        """Split blobs off ``data`` and parse the rest into the empty protobuf ``head``."""
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise WireError(f"expected bytes, got {type(data).__name__}")
+        head_bytes, blobs = split_blobs(
+            bytes(data) if not isinstance(data, bytes) else data, limits
+        )
+        try:
+            head.ParseFromString(head_bytes)
+        except Exception as exc:  # noqa: BLE001 - protobuf's DecodeError and friends
+            raise WireError(f"malformed {head.DESCRIPTOR.name}: {exc}") from None
+        return cls(blobs, limits)
+
+    # -- values --------------------------------------------------------------
+    def value(self, source: Any, path: str, depth: int) -> Any:
+        if depth > self.limits.max_depth:
+            raise WireError(f"{path}: values nested deeper than {self.limits.max_depth}")
+        which = source.WhichOneof("kind")
+        if which == "int_value":
+            return source.int_value
+        if which == "string_value":
+            return source.string_value
+        if which == "double_value":
+            return source.double_value
+        if which == "bool_value":
+            return source.bool_value
+        if which == "null_value":
+            return None
+        if which == "bytes_value":
+            return source.bytes_value
+        if which == "array_value":
+            return decode_array(source.array_value, self.blobs, self.limits, path)
+        if which == "map_value":
+            return self.value_map(source.map_value, path, depth + 1)
+        if which == "list_value":
+            return tuple(
+                self.value(item, f"{path}[{i}]", depth + 1)
+                for i, item in enumerate(source.list_value.items)
+            )
+        raise WireError(f"{path}: value has no kind set")
+
+    def value_map(self, source: Any, path: str, depth: int = 0) -> FrozenDict:
+        if depth > self.limits.max_depth:
+            raise WireError(f"{path}: values nested deeper than {self.limits.max_depth}")
+        out: dict[str, Any] = {}
+        for entry in source.entries:
+            key = entry.key
+            if key in out:
+                raise WireError(f"{path}: key {key!r} appears twice")
+            out[key] = self.value(entry.value, f"{path}.{key}", depth + 1)
+        return FrozenDict(out)
+
+    # -- payloads and messages -----------------------------------------------
+    def message(self, source: Any, depth: int = 0) -> Message[Any]:
+        if depth > self.limits.max_depth:
+            raise WireError(f"batch: messages nested deeper than {self.limits.max_depth}")
+        payload = self.payload(source.payload, depth)
+        return Message.frozen_from_parts(
+            payload,
+            id=source.id,
+            created_at=source.created_at,
+            creator=source.creator,
+            version=source.version,
+            meta=self.value_map(source.meta, "meta") if source.meta.entries else _EMPTY,
+            timers=FrozenDict(dict(source.timers)) if source.timers else _EMPTY,
+        )
+
+    def payload(self, source: Any, depth: int = 0) -> Payload:
+        which = source.WhichOneof("kind")
+        try:
+            if which == "audio":
+                s = source.audio
+                return AudioPayload(
+                    decode_array(s.audio, self.blobs, self.limits, "audio.audio"),
+                    s.sampling_rate,
+                    s.channels,
+                    s.audio_format,
+                    s.start,
+                    s.end,
+                )
+            if which == "image":
+                return self._image(source.image, "image")
+            if which == "object":
+                return ObjectPayload(self.value_map(source.object.data, "payload", 1))
+            if which == "bytes":
+                return BytesPayload(self._bytes(source.bytes))
+            if which == "video":
+                s = source.video
+                frames = tuple(self._image(f, f"video.frames[{i}]") for i, f in enumerate(s.frames))
+                return VideoPayload(frames, s.frames_per_second, s.codec, s.start, s.end)
+            if which == "batch":
+                return Batch(tuple(self.message(m, depth + 1) for m in source.batch.messages))
+            if which == "control":
+                s = source.control
+                return ControlPayload(s.signal, self.value_map(s.data, "control.data", 1))
+            if which == "config":
+                return ConfigPayload(self.value_map(source.config.changes, "config.changes", 1))
+            if which == "custom":
+                kind = source.custom.kind
+                custom = _custom_by_kind.get(kind)
+                if custom is None:
+                    raise WireError(
+                        f"payload: unknown payload kind {kind!r}; the plugin that defines it must be "
+                        "installed and call fontus.remote.register_payload"
+                    )
+                fields = self.value_map(source.custom.fields, f"payload[{kind}]", 1)
+                return custom[2](dict(fields))
+        except PayloadError as exc:
+            raise WireError(f"payload {which}: {exc}") from None
+        except (TypeError, ValueError) as exc:
+            if isinstance(exc, WireError):
+                raise
+            raise WireError(f"payload {which}: {exc}") from None
+        raise WireError("payload: no payload kind set (or a kind this version does not know)")
+
+    def _image(self, s: Any, where: str) -> ImagePayload:
+        return ImagePayload(
+            decode_array(s.image, self.blobs, self.limits, f"{where}.image"),
+            s.width,
+            s.height,
+            s.depth,
+            s.pixel_format,
+            s.timestamp,
+        )
+
+    def _bytes(self, s: Any) -> bytes:
+        which = s.WhichOneof("data")
+        if which == "blob":
+            if s.blob >= len(self.blobs):
+                raise WireError(
+                    f"bytes: refers to blob {s.blob} but the frame carries {len(self.blobs)}"
+                )
+            data = self.blobs[s.blob]
+            if len(data) > self.limits.max_array_bytes:
+                raise WireError(
+                    f"bytes: {len(data)} bytes, over the limit of {self.limits.max_array_bytes}"
+                )
+            return bytes(data)
+        return bytes(s.inline)
+
+
+def encode_message(message: Message[Any], compression: CompressionConfig = NO_COMPRESSION) -> bytes:
+    """Encode one message as the bytes of a ``fontus.v1.Packet``."""
+    encoder = WireEncoder(compression)
+    packet = pb.Packet()
+    encoder.message(message, packet.message)
+    return encoder.finish(packet)
+
+
+def decode_message(data: bytes, limits: WireLimits = DEFAULT_LIMITS) -> Message[Any]:
+    """Decode the bytes of a ``fontus.v1.Packet``; raises ``WireError`` on malformed data."""
+    packet = pb.Packet()
+    decoder = WireDecoder.parse(data, packet, limits)
+    if not packet.HasField("message"):
+        raise WireError("packet: no message in it")
+    return decoder.message(packet.message)
