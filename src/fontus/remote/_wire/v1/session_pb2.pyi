@@ -87,18 +87,20 @@ class Open(_message.Message):
     def __init__(self, node: _Optional[_Union[NodeSpec, _Mapping]] = ..., graph: _Optional[_Union[GraphSpec, _Mapping]] = ..., client: _Optional[str] = ..., window: _Optional[int] = ..., encodings: _Optional[_Iterable[str]] = ..., resume: _Optional[str] = ..., protocol_version: _Optional[int] = ..., compression: _Optional[str] = ...) -> None: ...
 
 class Request(_message.Message):
-    __slots__ = ("seq", "message", "timeout_ms", "target", "origin")
+    __slots__ = ("seq", "message", "timeout_ms", "target", "origin", "blob_base")
     SEQ_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
     TARGET_FIELD_NUMBER: _ClassVar[int]
     ORIGIN_FIELD_NUMBER: _ClassVar[int]
+    BLOB_BASE_FIELD_NUMBER: _ClassVar[int]
     seq: int
     message: _payloads_pb2.Message
     timeout_ms: int
     target: str
     origin: str
-    def __init__(self, seq: _Optional[int] = ..., message: _Optional[_Union[_payloads_pb2.Message, _Mapping]] = ..., timeout_ms: _Optional[int] = ..., target: _Optional[str] = ..., origin: _Optional[str] = ...) -> None: ...
+    blob_base: int
+    def __init__(self, seq: _Optional[int] = ..., message: _Optional[_Union[_payloads_pb2.Message, _Mapping]] = ..., timeout_ms: _Optional[int] = ..., target: _Optional[str] = ..., origin: _Optional[str] = ..., blob_base: _Optional[int] = ...) -> None: ...
 
 class Requests(_message.Message):
     __slots__ = ("items",)
@@ -203,16 +205,18 @@ class Failed(_message.Message):
     def __init__(self, code: _Optional[_Union[FailCode, str]] = ..., detail: _Optional[str] = ...) -> None: ...
 
 class Result(_message.Message):
-    __slots__ = ("seq", "output", "done", "failed")
+    __slots__ = ("seq", "output", "done", "failed", "blob_base")
     SEQ_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_FIELD_NUMBER: _ClassVar[int]
     DONE_FIELD_NUMBER: _ClassVar[int]
     FAILED_FIELD_NUMBER: _ClassVar[int]
+    BLOB_BASE_FIELD_NUMBER: _ClassVar[int]
     seq: int
     output: Output
     done: Done
     failed: Failed
-    def __init__(self, seq: _Optional[int] = ..., output: _Optional[_Union[Output, _Mapping]] = ..., done: _Optional[_Union[Done, _Mapping]] = ..., failed: _Optional[_Union[Failed, _Mapping]] = ...) -> None: ...
+    blob_base: int
+    def __init__(self, seq: _Optional[int] = ..., output: _Optional[_Union[Output, _Mapping]] = ..., done: _Optional[_Union[Done, _Mapping]] = ..., failed: _Optional[_Union[Failed, _Mapping]] = ..., blob_base: _Optional[int] = ...) -> None: ...
 
 class Results(_message.Message):
     __slots__ = ("items",)
