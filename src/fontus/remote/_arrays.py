@@ -30,6 +30,8 @@ __all__ = [
 ALLOWED_KINDS = "biufc"
 _CODES = {"none": 0, "zstd": 1, "lz4": 2}
 _NAMES = {v: k for k, v in _CODES.items()}
+#: Most dimensions an array may have (numpy 1.x's own limit; numpy 2 allows 64).
+MAX_NDIM = 32
 #: Arrays smaller than this are never compressed: the saving cannot pay for the call.
 DEFAULT_COMPRESSION_THRESHOLD = 64 * 1024
 
@@ -91,7 +93,14 @@ def _decompress(algorithm: str, data: Any, raw_size: int) -> bytes:
         if algorithm == "zstd":
             import zstandard
 
-            out = zstandard.ZstdDecompressor().decompress(bytes(data), max_output_size=raw_size)
+            data = bytes(data)
+            # The decompressor allocates what the frame header declares: check it first.
+            declared = zstandard.frame_content_size(data)  # -1 when the header does not say
+            if declared not in (-1, raw_size):
+                raise WireError(
+                    f"array: zstd frame declares {declared} bytes but raw_size says {raw_size}"
+                )
+            out = zstandard.ZstdDecompressor().decompress(data, max_output_size=raw_size)
         else:
             import lz4.block
 
@@ -101,6 +110,8 @@ def _decompress(algorithm: str, data: Any, raw_size: int) -> bytes:
             f"array is {algorithm}-compressed but the library is not installed here; "
             "pip install 'fontus[compression]'"
         ) from None
+    except WireError:
+        raise
     except Exception as exc:  # noqa: BLE001 - library errors become one WireError
         raise WireError(f"array: {algorithm} data is corrupt: {exc}") from None
     if len(out) != raw_size:
@@ -168,6 +179,8 @@ def check_dtype(dtype_str: str, where: str) -> np.dtype[Any]:
 
 def check_shape(shape: Any, itemsize: int, limits: WireLimits, where: str) -> tuple[int, ...]:
     dims = tuple(int(d) for d in shape)
+    if len(dims) > MAX_NDIM:
+        raise WireError(f"{where}: shape has {len(dims)} dimensions, over the limit of {MAX_NDIM}")
     for d in dims:
         if d < 0:
             raise WireError(f"{where}: shape {dims} has a negative dimension")
@@ -175,6 +188,12 @@ def check_shape(shape: Any, itemsize: int, limits: WireLimits, where: str) -> tu
     if elements > limits.max_array_elements:
         raise WireError(
             f"{where}: shape {dims} has {elements} elements, over the limit of {limits.max_array_elements}"
+        )
+    # numpy refuses a shape whose dimensions multiply past its index range even when one is 0.
+    if not elements and math.prod(d for d in dims if d) > limits.max_array_elements:
+        raise WireError(
+            f"{where}: shape {dims} is empty but its other dimensions exceed the limit of "
+            f"{limits.max_array_elements} elements"
         )
     if elements * itemsize > limits.max_array_bytes:
         raise WireError(

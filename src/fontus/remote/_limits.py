@@ -21,8 +21,11 @@ class WireLimits:
     max_array_elements: int = 1 << 27
     #: Largest decoded (decompressed) size of one array or byte string.
     max_array_bytes: int = 100 * 1024 * 1024
-    #: Deepest nesting of values, lists, maps and batches.
-    max_depth: int = 32
+    #: Deepest nesting of containers (batches, maps, lists) around any value, counted
+    #: together.  Protobuf parsers refuse messages nested over 100 levels and one Fontus
+    #: level costs up to three of them inside a session frame, so above about 28 the
+    #: parser, not this limit, would refuse deep input, with a vaguer message.
+    max_depth: int = 24
     #: Most blobs one packet or frame may carry.
     max_blobs: int = 4096
 

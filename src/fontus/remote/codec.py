@@ -124,6 +124,7 @@ class WireEncoder:
         elif isinstance(value, np.ndarray):
             encode_array(value, target.array_value, self.blobs, self.compression)
         elif isinstance(value, Mapping):
+            target.map_value.SetInParent()  # an empty mapping is still a mapping
             self.value_map(value, target.map_value, path)
         elif isinstance(value, list | tuple):
             items = target.list_value.items
@@ -144,17 +145,32 @@ class WireEncoder:
     def message(self, message: Message[Any], target: Any) -> None:
         if not _INT64_MIN <= message.id <= _INT64_MAX:
             raise WireError(f"message id {message.id} is outside the int64 range")
-        target.id = message.id
-        target.created_at = message.created_at
-        target.creator = message.creator
-        target.version = message.version
-        if message.meta:
-            self.value_map(message.meta, target.meta, "meta")
-        if message.timers:
-            target.timers.update(message.timers)
+        if not _INT64_MIN <= message.version <= _INT64_MAX:
+            raise WireError(f"message version {message.version} is outside the int64 range")
+        try:
+            target.id = message.id
+            target.created_at = message.created_at
+            target.creator = message.creator
+            target.version = message.version
+            if message.meta:
+                self.value_map(message.meta, target.meta, "meta")
+            if message.timers:
+                target.timers.update(message.timers)
+        except WireError:
+            raise
+        except (TypeError, ValueError) as exc:  # protobuf refused a value, e.g. a lone surrogate
+            raise WireError(f"message {message.id}: cannot encode: {exc}") from None
         self.payload(message.payload, target.payload)
 
     def payload(self, payload: Payload, target: Any) -> None:
+        try:
+            self._payload(payload, target)
+        except WireError:
+            raise
+        except (TypeError, ValueError) as exc:  # protobuf refused a value, e.g. an int32 overflow
+            raise WireError(f"payload {payload.kind}: cannot encode: {exc}") from None
+
+    def _payload(self, payload: Payload, target: Any) -> None:
         if isinstance(payload, AudioPayload):
             t = target.audio
             encode_array(payload.audio, t.audio, self.blobs, self.compression)
@@ -175,6 +191,7 @@ class WireEncoder:
                 target.bytes.inline = payload.cnt
         elif isinstance(payload, VideoPayload):
             t = target.video
+            t.SetInParent()  # a video with no frames and default fields is still a video
             for frame in payload.frames:
                 self._image(frame, t.frames.add())
             t.frames_per_second = payload.frames_per_second
@@ -236,9 +253,10 @@ class WireDecoder:
         return cls(blobs, limits)
 
     # -- values --------------------------------------------------------------
+    # ``depth`` counts the containers (batches, maps, lists) around what is decoded:
+    # one budget for every kind of nesting, so that the protobuf parser's own
+    # nesting limit is never reached first (see WireLimits.max_depth).
     def value(self, source: Any, path: str, depth: int) -> Any:
-        if depth > self.limits.max_depth:
-            raise WireError(f"{path}: values nested deeper than {self.limits.max_depth}")
         which = source.WhichOneof("kind")
         if which == "int_value":
             return source.int_value
@@ -255,15 +273,19 @@ class WireDecoder:
         if which == "array_value":
             return decode_array(source.array_value, self.blobs, self.limits, path)
         if which == "map_value":
-            return self.value_map(source.map_value, path, depth + 1)
+            return self.value_map(source.map_value, path, depth)
         if which == "list_value":
+            depth += 1
+            if depth > self.limits.max_depth:
+                raise WireError(f"{path}: values nested deeper than {self.limits.max_depth}")
             return tuple(
-                self.value(item, f"{path}[{i}]", depth + 1)
+                self.value(item, f"{path}[{i}]", depth)
                 for i, item in enumerate(source.list_value.items)
             )
         raise WireError(f"{path}: value has no kind set")
 
     def value_map(self, source: Any, path: str, depth: int = 0) -> FrozenDict:
+        depth += 1
         if depth > self.limits.max_depth:
             raise WireError(f"{path}: values nested deeper than {self.limits.max_depth}")
         out: dict[str, Any] = {}
@@ -271,7 +293,7 @@ class WireDecoder:
             key = entry.key
             if key in out:
                 raise WireError(f"{path}: key {key!r} appears twice")
-            out[key] = self.value(entry.value, f"{path}.{key}", depth + 1)
+            out[key] = self.value(entry.value, f"{path}.{key}", depth)
         return FrozenDict(out)
 
     # -- payloads and messages -----------------------------------------------
@@ -285,7 +307,7 @@ class WireDecoder:
             created_at=source.created_at,
             creator=source.creator,
             version=source.version,
-            meta=self.value_map(source.meta, "meta") if source.meta.entries else _EMPTY,
+            meta=self.value_map(source.meta, "meta", depth) if source.meta.entries else _EMPTY,
             timers=FrozenDict(dict(source.timers)) if source.timers else _EMPTY,
         )
 
@@ -305,7 +327,7 @@ class WireDecoder:
             if which == "image":
                 return self._image(source.image, "image")
             if which == "object":
-                return ObjectPayload(self.value_map(source.object.data, "payload", 1))
+                return ObjectPayload(self.value_map(source.object.data, "payload", depth))
             if which == "bytes":
                 return BytesPayload(self._bytes(source.bytes))
             if which == "video":
@@ -316,9 +338,9 @@ class WireDecoder:
                 return Batch(tuple(self.message(m, depth + 1) for m in source.batch.messages))
             if which == "control":
                 s = source.control
-                return ControlPayload(s.signal, self.value_map(s.data, "control.data", 1))
+                return ControlPayload(s.signal, self.value_map(s.data, "control.data", depth))
             if which == "config":
-                return ConfigPayload(self.value_map(source.config.changes, "config.changes", 1))
+                return ConfigPayload(self.value_map(source.config.changes, "config.changes", depth))
             if which == "custom":
                 kind = source.custom.kind
                 custom = _custom_by_kind.get(kind)
@@ -327,8 +349,13 @@ class WireDecoder:
                         f"payload: unknown payload kind {kind!r}; the plugin that defines it must be "
                         "installed and call fontus.remote.register_payload"
                     )
-                fields = self.value_map(source.custom.fields, f"payload[{kind}]", 1)
-                return custom[2](dict(fields))
+                fields = self.value_map(source.custom.fields, f"payload[{kind}]", depth)
+                try:
+                    return custom[2](dict(fields))
+                except (TypeError, ValueError):
+                    raise  # reported below, like the built-in kinds
+                except Exception as exc:  # noqa: BLE001 - plugin code must not leak other errors
+                    raise WireError(f"payload[{kind}]: cannot rebuild it: {exc!r}") from None
         except PayloadError as exc:
             raise WireError(f"payload {which}: {exc}") from None
         except (TypeError, ValueError) as exc:

@@ -1,0 +1,205 @@
+"""``RemoteStream``: the client side of one ``Session`` stream, on the client loop.
+
+It writes coalesced request frames and reads result frames, handing each
+result to a :class:`ResultSink` (the Warp's tracker).  It knows nothing of
+ordering, windows or delivery; that lives in the tracker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Protocol
+
+import grpc
+
+from ..core.errors import RemoteError, WireError
+from ._errors import from_status
+from ._frames import EncodedItem, decode_frame, item_decoder, join_requests
+from ._limits import WireLimits
+from ._wire.v1 import session_pb2 as spb
+
+__all__ = ["RemoteStream", "ResultSink"]
+
+log = logging.getLogger(__name__)
+
+SESSION_METHOD = "/fontus.v1.Remote/Session"
+#: Requests coalesced into one frame at most (see the server's MAX_COALESCE_*).
+MAX_COALESCE_ITEMS = 256
+MAX_COALESCE_BYTES = 4 * 1024 * 1024
+
+
+class ResultSink(Protocol):
+    def on_output(self, seq: int, exit_name: str, decode: Any) -> None: ...
+    def on_done(self, seq: int, queue_s: float, compute_s: float, outputs: int) -> None: ...
+    def on_failed(self, seq: int, code: int, detail: str) -> None: ...
+    def on_draining(self, grace_s: float) -> None: ...
+    def on_end(self, error: RemoteError | None) -> None: ...
+
+
+class RemoteStream:
+    """One open session; all methods run on the client loop unless noted."""
+
+    def __init__(
+        self,
+        channel: grpc.aio.Channel,
+        sink: ResultSink,
+        where: str,
+        limits: WireLimits,
+        metadata: tuple[tuple[str, str], ...] = (),
+    ) -> None:
+        self.channel = channel
+        self.sink = sink
+        self.where = where
+        self.limits = limits
+        self.metadata = metadata
+        self.call: Any = None
+        self.opened: Any = None
+        self.queue: asyncio.Queue[EncodedItem | bytes | None] = asyncio.Queue()
+        self.bytes_out = 0
+        self.bytes_in = 0
+        self._tasks: list[asyncio.Task[Any]] = []
+
+    async def open(self, open_frame: bytes, timeout: float) -> Any:
+        """Send Open and wait for Opened; raises the mapped RemoteError on refusal."""
+        method = self.channel.stream_stream(SESSION_METHOD)
+        self.call = method(metadata=self.metadata or None, wait_for_ready=True)
+        try:
+            await asyncio.wait_for(self.call.write(open_frame), timeout)
+            data = await asyncio.wait_for(self.call.read(), timeout)
+        except TimeoutError:
+            self.call.cancel()
+            raise from_status(
+                grpc.StatusCode.UNAVAILABLE,
+                f"no answer to Open within {timeout:.1f}s (connection refused or server not answering)",
+                self.where,
+            ) from None
+        except grpc.aio.AioRpcError as exc:
+            raise from_status(exc.code(), exc.details(), self.where) from None
+        if data is grpc.aio.EOF:
+            raise await self._status_error()
+        frame = spb.ServerFrame()
+        try:
+            decode_frame(data, frame, self.limits)
+        except WireError as exc:
+            raise RemoteError(f"{self.where}: malformed Opened frame: {exc}") from None
+        if frame.WhichOneof("kind") != "opened":
+            raise RemoteError(f"{self.where}: server answered Open with {frame.WhichOneof('kind')}")
+        self.opened = frame.opened
+        self._tasks = [
+            asyncio.create_task(self._send_loop()),
+            asyncio.create_task(self._recv_loop()),
+        ]
+        return frame.opened
+
+    async def _status_error(self) -> RemoteError:
+        code = await self.call.code()
+        details = await self.call.details()
+        return from_status(code, details, self.where)
+
+    # -- writing -----------------------------------------------------------------
+    def send(self, item: EncodedItem | bytes | None) -> None:
+        """Queue a request (or a control frame, or None to half-close). Loop thread only."""
+        self.queue.put_nowait(item)
+
+    async def _send_loop(self) -> None:
+        queue = self.queue
+        try:
+            while True:
+                item = await queue.get()
+                if item is None:
+                    await self.call.done_writing()
+                    return
+                if isinstance(item, bytes):
+                    await self.call.write(item)
+                    self.bytes_out += len(item)
+                    continue
+                batch = [item]
+                size = item.size
+                end = False
+                control: bytes | None = None
+                while (
+                    not queue.empty()
+                    and len(batch) < MAX_COALESCE_ITEMS
+                    and size < MAX_COALESCE_BYTES
+                ):
+                    nxt = queue.get_nowait()
+                    if nxt is None:
+                        end = True
+                        break
+                    if isinstance(nxt, bytes):
+                        control = nxt
+                        break
+                    batch.append(nxt)
+                    size += nxt.size
+                data = join_requests(batch)
+                self.bytes_out += len(data)
+                await self.call.write(data)
+                if control is not None:
+                    await self.call.write(control)
+                if end:
+                    await self.call.done_writing()
+                    return
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the read side reports the stream's status
+            log.debug("%s: write failed: %s", self.where, exc)
+
+    # -- reading -------------------------------------------------------------------
+    async def _recv_loop(self) -> None:
+        sink = self.sink
+        error: RemoteError | None = None
+        try:
+            while True:
+                data = await self.call.read()
+                if data is grpc.aio.EOF:
+                    code = await self.call.code()
+                    if code != grpc.StatusCode.OK:
+                        error = await self._status_error()
+                    break
+                self.bytes_in += len(data)
+                frame = spb.ServerFrame()
+                decoder = decode_frame(data, frame, self.limits)
+                kind = frame.WhichOneof("kind")
+                if kind == "results":
+                    for r in frame.results.items:
+                        which = r.WhichOneof("kind")
+                        if which == "output":
+                            sink.on_output(r.seq, r.output.exit, _OutputDecode(decoder, r))
+                        elif which == "done":
+                            d = r.done
+                            sink.on_done(r.seq, d.queue_s, d.compute_s, d.outputs)
+                        elif which == "failed":
+                            sink.on_failed(r.seq, r.failed.code, r.failed.detail)
+                elif kind == "draining":
+                    sink.on_draining(frame.draining.grace_s)
+        except asyncio.CancelledError:
+            error = RemoteError(f"{self.where}: session cancelled")
+        except grpc.aio.AioRpcError as exc:
+            error = from_status(exc.code(), exc.details(), self.where)
+        except WireError as exc:
+            error = RemoteError(f"{self.where}: malformed result frame: {exc}")
+            self.call.cancel()
+        except Exception as exc:  # noqa: BLE001 - any other failure ends this stream, reported once
+            error = RemoteError(f"{self.where}: session failed: {type(exc).__name__}: {exc}")
+            self.call.cancel()
+        sink.on_end(error)
+
+    def cancel(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        if self.call is not None:
+            self.call.cancel()
+
+
+class _OutputDecode:
+    """Decodes an output on the delivery thread, off the loop."""
+
+    __slots__ = ("decoder", "result")
+
+    def __init__(self, decoder: Any, result: Any) -> None:
+        self.decoder = decoder
+        self.result = result
+
+    def __call__(self) -> Any:
+        return item_decoder(self.decoder, self.result.blob_base).message(self.result.output.message)

@@ -1,0 +1,77 @@
+"""``ServerConfig``: every knob of ``fontus serve``, validated on construction."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+
+from ...core.errors import ConfigError
+from .._limits import WireLimits
+
+__all__ = ["DEFAULT_GRACE_S", "DEFAULT_MAX_WINDOW", "ServerConfig", "is_loopback"]
+
+#: Seconds a draining server gives sessions to finish received work (Kubernetes
+#: gives 30 s before SIGKILL by default; 10 s leaves room for the rest of shutdown).
+DEFAULT_GRACE_S = 10.0
+#: Largest window a client is granted: deep enough to hide a LAN round trip at
+#: 1,000+ msgs/s, bounded so one session cannot queue unbounded work.
+DEFAULT_MAX_WINDOW = 256
+
+
+def is_loopback(host: str) -> bool:
+    if host in ("localhost", ""):
+        return host == "localhost"
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 50051
+    sessions: str = "isolated"
+    max_sessions: int = 64
+    max_message_mb: int = 100
+    grace_s: float = DEFAULT_GRACE_S
+    max_window: int = DEFAULT_MAX_WINDOW
+    limits: WireLimits = field(default_factory=WireLimits)
+    insecure: bool = False
+    tls_cert: str = ""
+    tls_key: str = ""
+    tls_client_ca: str = ""
+    tokens: tuple[str, ...] = ()
+    metrics_port: int = 0
+
+    def __post_init__(self) -> None:
+        if self.sessions not in ("isolated", "shared"):
+            raise ConfigError(f"--sessions must be isolated or shared, got {self.sessions!r}")
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"--port must be 0..65535, got {self.port}")
+        if self.max_sessions < 1:
+            raise ConfigError(f"--max-sessions must be >= 1, got {self.max_sessions}")
+        if not 1 <= self.max_message_mb <= 2047:
+            raise ConfigError(f"--max-message-mb must be 1..2047, got {self.max_message_mb}")
+        if self.grace_s < 0:
+            raise ConfigError(f"--grace must be >= 0 seconds, got {self.grace_s}")
+        if self.max_window < 1:
+            raise ConfigError(f"--max-window must be >= 1, got {self.max_window}")
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ConfigError("--tls-cert and --tls-key go together; give both")
+        if self.tls_client_ca and not self.tls_cert:
+            raise ConfigError("--tls-client-ca (mutual TLS) needs --tls-cert and --tls-key")
+        if not self.tls_cert and not self.insecure and not is_loopback(self.host):
+            raise ConfigError(
+                f"refusing to listen on {self.host} without TLS: give --tls-cert/--tls-key, "
+                "or --insecure if the network is private and you accept plaintext"
+            )
+
+    @property
+    def max_message_bytes(self) -> int:
+        return self.max_message_mb * 1024 * 1024
+
+    @property
+    def address(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host and not self.host.startswith("[") else self.host
+        return f"{host}:{self.port}"

@@ -1,0 +1,160 @@
+"""``GraphWorker``: the thread that runs a hosted graph's node code for its sessions.
+
+Node code is synchronous; the gRPC side runs on an asyncio loop.  This is
+the bridge: sessions submit work (requests, configure, close) in order, the
+worker runs it and hands encoded results back to each session, which queues
+them for its writer on the loop (``ServerSession.push`` is thread-safe).
+Encoding outputs happens here, off the event loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ...core.errors import WireError
+from ...core.message import Message
+from ...core.payloads import ConfigPayload
+from .._frames import encode_done, encode_failed, encode_output
+from .._wire.v1 import session_pb2 as spb
+from ._hosted import HostedGraph
+
+if TYPE_CHECKING:
+    from ._session import ServerSession
+
+__all__ = ["GraphWorker", "Work"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Work:
+    kind: str  # "request", "configure", "close" (client half-close), "drained" (server drain)
+    session: ServerSession
+    seq: int = 0
+    target: str = ""
+    decode: Any = None  # () -> Message, run on the worker
+    changes: ConfigPayload | None = None
+    arrival: float = field(default_factory=time.monotonic)
+    deadline: float = 0.0
+
+
+class GraphWorker:
+    """Runs one :class:`HostedGraph` on its own thread."""
+
+    def __init__(self, graph: HostedGraph, name: str, shared: bool = False) -> None:
+        self.graph = graph
+        self.shared = shared
+        self.queue: queue.SimpleQueue[Work | None] = queue.SimpleQueue()
+        self.thread = threading.Thread(target=self._run, name=f"fontus-worker-{name}", daemon=True)
+        self._current: ServerSession | None = None
+        self._outputs = 0
+        graph.bind(self._on_output)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def submit(self, work: Work) -> None:
+        self.queue.put(work)
+
+    def stop(self) -> None:
+        self.queue.put(None)
+
+    def _on_output(self, seq: int, exit_name: str, message: Message[Any]) -> None:
+        session = self._current
+        if session is None:
+            log.warning("output of '%s' emitted while no session is current; dropped", exit_name)
+            return
+        self._outputs += 1
+        session.push(encode_output(seq, message, exit_name, session.compression))
+
+    def _run(self) -> None:
+        while True:
+            work = self.queue.get()
+            if work is None:
+                if not self.shared:
+                    for error in self.graph.destroy():
+                        log.warning("%s", error)
+                return
+            session = work.session
+            self._current = session
+            try:
+                if work.kind == "request":
+                    self._request(work)
+                elif work.kind == "configure":
+                    self._configure(work)
+                elif work.kind == "close":
+                    if not self.shared:
+                        self.graph.flush()
+                    session.finish()
+                elif work.kind == "drained":
+                    session.finish(
+                        "UNAVAILABLE", "server is draining; reconnect to another replica"
+                    )
+            except Exception as exc:
+                log.exception("session %s: worker error", session.id)
+                session.push(
+                    encode_failed(work.seq, spb.FAIL_NODE_ERROR, f"{type(exc).__name__}: {exc}")
+                )
+                if work.kind == "close":
+                    session.finish()
+
+    def _request(self, work: Work) -> None:
+        session = work.session
+        start = time.monotonic()
+        queued = start - work.arrival
+        if work.deadline and start > work.deadline:
+            session.stats.deadline_missed += 1
+            session.push(
+                encode_failed(
+                    work.seq,
+                    spb.FAIL_DEADLINE_EXCEEDED,
+                    f"deadline passed {1000 * (start - work.deadline):.0f} ms before the request's turn",
+                )
+            )
+            return
+        try:
+            message = work.decode()
+        except WireError as exc:
+            session.push(encode_failed(work.seq, spb.FAIL_INVALID_MESSAGE, str(exc)))
+            return
+        self._outputs = 0
+        t0 = time.perf_counter()
+        try:
+            self.graph.process(work.seq, work.target, message)
+        except Exception as exc:  # noqa: BLE001 - a node exception fails this request only
+            compute = time.perf_counter() - t0
+            session.stats.record(compute, failed=True)
+            name = work.target or session.entry_name
+            session.push(
+                encode_failed(
+                    work.seq,
+                    spb.FAIL_NODE_ERROR,
+                    f"node '{name}': update() raised {type(exc).__name__}: {exc}",
+                )
+            )
+            return
+        compute = time.perf_counter() - t0
+        session.stats.record(compute, failed=False, outputs=self._outputs)
+        session.push(encode_done(work.seq, queued, compute, self._outputs))
+
+    def _configure(self, work: Work) -> None:
+        session = work.session
+        assert work.changes is not None
+        try:
+            self.graph.configure(work.seq, work.target, work.changes)
+        except Exception as exc:  # noqa: BLE001 - reported to the client as this seq's failure
+            session.push(
+                encode_failed(
+                    work.seq,
+                    spb.FAIL_NODE_ERROR,
+                    f"node '{work.target or session.entry_name}': set_on_config raised "
+                    f"{type(exc).__name__}: {exc}",
+                )
+            )
+            return
+        session.push(encode_done(work.seq, 0.0, 0.0, 0))

@@ -1,0 +1,428 @@
+"""``Warp``: the proxy node that runs a node (or a group of nodes) on a Fontus server.
+
+Downstream nodes see the same messages as if the remote node ran locally:
+requests are pipelined up to ``window``; each request's outputs are released
+when its ``Done`` arrives, in request order, with the Warp's name as creator;
+when the window is full ``update`` blocks, so backpressure reaches the source.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+from ..core.errors import ConfigError, NodeError, RemoteError, RemoteTimeout
+from ..core.message import Message
+from ..core.node import Node
+from ..core.payloads import ObjectPayload
+from ..core.stats import LatencyWindow
+from ._arrays import CompressionConfig
+from ._channel import make_channel, normalise_target
+from ._frames import EncodedItem, encode_request
+from ._limits import DEFAULT_LIMITS
+from ._loop import client_loop
+from ._stream import RemoteStream
+from ._wire.v1 import session_pb2 as spb
+from .codec import WireEncoder
+
+__all__ = ["Warp"]
+
+log = logging.getLogger(__name__)
+
+#: How long ``warmup`` waits for the server to answer Open: long enough for a
+#: model-loading warmup on the server, short enough to fail a pipeline start clearly.
+DEFAULT_OPEN_TIMEOUT_S = 30.0
+#: How long ``flush`` waits for the server to finish after the last request.
+FLUSH_TIMEOUT_S = 60.0
+
+_PENDING, _DONE, _FAILED, _TIMEOUT = 0, 1, 2, 3
+_FAIL_NAMES = {1: "node error", 2: "deadline exceeded", 3: "invalid message", 4: "cancelled"}
+
+
+@dataclass(slots=True)
+class _Pending:
+    seq: int
+    item: EncodedItem
+    sent_at: float
+    deadline: float
+    meta_source: Message[Any]
+    outputs: list[tuple[str, Any]] = field(default_factory=list)
+    state: int = _PENDING
+    detail: str = ""
+    queue_s: float = 0.0
+    compute_s: float = 0.0
+    done_at: float = 0.0
+
+
+class Warp(Node):
+    """Runs a node on a Fontus server and forwards messages to it.
+
+    Args:
+        target: server address host:port, a list of replicas, or dns:///name:port.
+        timeout: seconds a request may take before it is reported as failed.
+        window: requests in flight at most; update() blocks when it is full.
+        node: the remote node, {mark, configuration} (or just the mark).
+        graph: a remote group {nodes: [{name, mark, configuration}], links: [{from, to}], exits: [...]}.
+        routes: for a group, which entry node each upstream node feeds {origin: entry}.
+        on_error: what a failed request does: skip (count and log), stop the pipeline, or emit an error message.
+        compression: compress arrays of 64 KiB and more: none, zstd or lz4.
+        open_timeout: seconds to wait for the server when the pipeline starts.
+        grpc_host: Juturna form of target (with grpc_port).
+        grpc_port: Juturna form of target (with grpc_host).
+        remote_config: Juturna form of the node's configuration.
+    """
+
+    mark: ClassVar[str] = "warp"
+
+    def __init__(
+        self,
+        target: str | list[str] = "",
+        timeout: float = 30.0,
+        window: int = 16,
+        node: dict[str, Any] | str | None = None,
+        graph: dict[str, Any] | None = None,
+        routes: dict[str, str] | None = None,
+        on_error: Literal["skip", "stop", "emit"] = "skip",
+        compression: Literal["none", "zstd", "lz4"] = "none",
+        open_timeout: float = DEFAULT_OPEN_TIMEOUT_S,
+        grpc_host: str = "",
+        grpc_port: int = 0,
+        remote_config: dict[str, Any] | None = None,
+    ) -> None:
+        if not target and grpc_host:
+            target = f"{grpc_host}:{grpc_port}"
+        if not target:
+            raise ConfigError("warp: target is required (host:port), or grpc_host and grpc_port")
+        if window < 1:
+            raise ConfigError(f"warp: window must be >= 1, got {window}")
+        if timeout <= 0:
+            raise ConfigError(f"warp: timeout must be > 0 seconds, got {timeout}")
+        self.target = target
+        self.timeout = timeout
+        self.window = window
+        if isinstance(node, str):
+            node = {"mark": node}
+        self.node_spec = dict(node or {})
+        if remote_config:
+            self.node_spec.setdefault("configuration", dict(remote_config))
+        self.graph = graph
+        self.routes = dict(routes or {})
+        self.on_error = on_error
+        self.compression = CompressionConfig(compression)
+        self.open_timeout = open_timeout
+        self._channel_target = normalise_target(target)
+        # State shared by the node thread, the delivery thread and the client loop.
+        self._cond = threading.Condition()
+        self._pending: OrderedDict[int, _Pending] = OrderedDict()
+        self._unsolicited: deque[tuple[str, Any]] = deque()
+        self._slots = threading.Semaphore(window)
+        self._seq = itertools.count(1)
+        self._stream: RemoteStream | None = None
+        self._channel: Any = None
+        self._ended = threading.Event()
+        self._end_error: RemoteError | None = None
+        self._fatal: NodeError | None = None
+        self._closing = False
+        self._delivery: threading.Thread | None = None
+        self._session_id = ""
+        self.granted_window = window
+        # Stats.
+        self.requests = 0
+        self.outputs = 0
+        self.failures = 0
+        self.timeouts = 0
+        self.late = 0
+        self.rtt = LatencyWindow()
+
+    # -- description ---------------------------------------------------------------
+    @property
+    def where(self) -> str:
+        what = self.node_spec.get("mark") or ("group" if self.graph else "hosted node")
+        return f"node '{self.name}' ({what} on {self.target})"
+
+    def _open_frame(self) -> bytes:
+        frame = spb.ClientFrame()
+        op = frame.open
+        encoder = WireEncoder()
+        if self.graph:
+            g = op.graph
+            for spec in self.graph.get("nodes", []):
+                n = g.nodes.add(name=spec["name"], mark=spec.get("mark", ""))
+                encoder.value_map(spec.get("configuration") or {}, n.configuration, "configuration")
+            for link in self.graph.get("links", []):
+                g.links.add(source=link["from"], target=link["to"])
+            g.exits.extend(self.graph.get("exits", []))
+        elif self.node_spec:
+            n = op.node
+            n.name = self.name
+            n.mark = self.node_spec.get("mark", "")
+            encoder.value_map(
+                self.node_spec.get("configuration") or {}, n.configuration, "configuration"
+            )
+        op.client = f"{self.name}@{threading.get_ident() & 0xFFFF:04x}"
+        op.window = self.window
+        op.protocol_version = 1
+        op.compression = self.compression.algorithm
+        return encoder.finish(frame)
+
+    # -- lifecycle -----------------------------------------------------------------
+    def warmup(self) -> None:
+        loop = client_loop()
+        future = loop.submit(self._connect())
+        try:
+            future.result(timeout=self.open_timeout + 5.0)
+        except RemoteError:
+            raise
+        except TimeoutError:
+            raise RemoteTimeout(
+                f"{self.where}: no session within {self.open_timeout:.0f}s"
+            ) from None
+        self._delivery = threading.Thread(
+            target=self._deliver_loop, name=f"fontus-warp-{self.name}", daemon=True
+        )
+        self._delivery.start()
+
+    async def _connect(self) -> None:
+        self._channel = make_channel(self._channel_target)
+        stream = RemoteStream(self._channel, self, self.where, DEFAULT_LIMITS)
+        opened = await stream.open(self._open_frame(), self.open_timeout)
+        self._stream = stream
+        self._session_id = opened.session_id
+        if opened.window and opened.window < self.window:
+            # Server granted fewer slots: take the difference out of the semaphore.
+            for _ in range(self.window - opened.window):
+                self._slots.acquire()
+        self.granted_window = opened.window or self.window
+        log.info(
+            "%s: session %s open, window %d", self.where, opened.session_id, self.granted_window
+        )
+
+    def update(self, message: Message[Any]) -> None:
+        self._raise_fatal()
+        while not self._slots.acquire(timeout=0.25):
+            self._raise_fatal()
+            if self._ended.is_set() and self._end_error is not None:
+                raise NodeError(self.name, str(self._end_error))
+        seq = next(self._seq)
+        origin = getattr(self, "_fontus_origin", "")
+        target = self.routes.get(origin, "") if self.routes else ""
+        item = encode_request(
+            seq,
+            message,
+            timeout_ms=int(self.timeout * 1000),
+            target=target,
+            origin=origin,
+            compression=self.compression,
+        )
+        now = time.monotonic()
+        pending = _Pending(seq, item, time.perf_counter(), now + self.timeout, message)
+        with self._cond:
+            if self._ended.is_set():
+                self._slots.release()
+                raise NodeError(
+                    self.name, str(self._end_error or f"{self.where}: session has ended")
+                )
+            self._pending[seq] = pending
+        self.requests += 1
+        stream = self._stream
+        assert stream is not None
+        client_loop().call(stream.send, item)
+
+    def flush(self) -> None:
+        """Wait for every request to finish, half-close, and deliver what the server flushes."""
+        deadline = time.monotonic() + FLUSH_TIMEOUT_S
+        with self._cond:
+            while (self._pending or self._unsolicited) and not self._ended.is_set():
+                if time.monotonic() > deadline:
+                    break
+                self._cond.wait(0.1)
+        if self._stream is not None and not self._ended.is_set():
+            client_loop().call(self._stream.send, None)
+            self._ended.wait(max(0.1, deadline - time.monotonic()))
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+        if self._delivery is not None:
+            self._delivery.join(timeout=max(1.0, deadline - time.monotonic()))
+        self._raise_fatal()
+
+    def destroy(self) -> None:
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+        stream, channel = self._stream, self._channel
+        if stream is not None or channel is not None:
+            loop = client_loop()
+
+            async def close() -> None:
+                if stream is not None:
+                    stream.cancel()
+                if channel is not None:
+                    await channel.close()
+
+            try:
+                loop.submit(close()).result(timeout=5.0)
+            except Exception as exc:  # noqa: BLE001 - closing must not fail the pipeline's end
+                log.debug("%s: closing channel: %s", self.where, exc)
+
+    # -- ResultSink (called on the client loop) ---------------------------------------
+    def on_output(self, seq: int, exit_name: str, decode: Any) -> None:
+        with self._cond:
+            if seq == 0:
+                self._unsolicited.append((exit_name, decode))
+                self._cond.notify_all()
+                return
+            pending = self._pending.get(seq)
+            if pending is None or pending.state != _PENDING:
+                self.late += 1
+                return
+            pending.outputs.append((exit_name, decode))
+
+    def on_done(self, seq: int, queue_s: float, compute_s: float, outputs: int) -> None:
+        with self._cond:
+            pending = self._pending.get(seq)
+            if pending is None or pending.state != _PENDING:
+                self.late += 1
+                return
+            pending.state = _DONE
+            pending.queue_s = queue_s
+            pending.compute_s = compute_s
+            pending.done_at = time.perf_counter()
+            self._cond.notify_all()
+
+    def on_failed(self, seq: int, code: int, detail: str) -> None:
+        with self._cond:
+            pending = self._pending.get(seq)
+            if pending is None or pending.state != _PENDING:
+                self.late += 1
+                return
+            pending.state = _FAILED
+            pending.detail = f"{_FAIL_NAMES.get(code, 'failed')}: {detail}"
+            self._cond.notify_all()
+
+    def on_draining(self, grace_s: float) -> None:
+        log.info("%s: server is draining (grace %.1fs)", self.where, grace_s)
+
+    def on_end(self, error: RemoteError | None) -> None:
+        with self._cond:
+            self._end_error = error
+            if error is not None:
+                log.warning("%s: session ended: %s", self.where, error)
+                for pending in self._pending.values():
+                    if pending.state == _PENDING:
+                        pending.state = _FAILED
+                        pending.detail = str(error)
+            self._ended.set()
+            self._cond.notify_all()
+
+    # -- delivery thread ----------------------------------------------------------------
+    def _deliver_loop(self) -> None:
+        cond = self._cond
+        while True:
+            unsolicited: list[tuple[str, Any]] = []
+            head: _Pending | None = None
+            with cond:
+                while True:
+                    if self._unsolicited:
+                        unsolicited = list(self._unsolicited)
+                        self._unsolicited.clear()
+                        break
+                    if self._pending:
+                        first = next(iter(self._pending.values()))
+                        now = time.monotonic()
+                        if first.state == _PENDING and now >= first.deadline:
+                            first.state = _TIMEOUT
+                            first.detail = f"no answer within timeout {self.timeout:.1f}s"
+                        if first.state != _PENDING:
+                            head = self._pending.pop(first.seq)
+                            break
+                        cond.wait(min(0.5, max(0.0, first.deadline - now)))
+                        continue
+                    if self._closing:
+                        return
+                    cond.wait(0.5)
+            for exit_name, decode in unsolicited:
+                self._forward(exit_name, decode, None)
+            if head is not None:
+                try:
+                    self._finish(head)
+                finally:
+                    self._slots.release()
+                    with cond:
+                        cond.notify_all()
+
+    def _finish(self, pending: _Pending) -> None:
+        if pending.state == _DONE:
+            rtt = pending.done_at - pending.sent_at
+            self.rtt.add(rtt)
+            timers = {
+                f"{self.name}.round_trip": rtt,
+                f"{self.name}.server_queue": pending.queue_s,
+                f"{self.name}.server_compute": pending.compute_s,
+            }
+            for exit_name, decode in pending.outputs:
+                self._forward(exit_name, decode, timers)
+            return
+        if pending.state == _TIMEOUT:
+            self.timeouts += 1
+        self.failures += 1
+        detail = (
+            f"request {pending.seq} (message {pending.meta_source.id}) failed: {pending.detail}"
+        )
+        if self.on_error == "emit":
+            error = ObjectPayload(
+                {
+                    "error": pending.detail,
+                    "node": self.name,
+                    "seq": pending.seq,
+                    "message_id": pending.meta_source.id,
+                }
+            )
+            out = pending.meta_source.evolve(payload=error, meta={"fontus.error": True})
+            self.transmit(out)
+        elif self.on_error == "stop":
+            with self._cond:
+                if self._fatal is None:
+                    self._fatal = NodeError(self.name, detail)
+        else:
+            log.warning("node '%s': %s (on_error: skip)", self.name, detail)
+
+    def _forward(self, exit_name: str, decode: Any, timers: dict[str, float] | None) -> None:
+        try:
+            message = decode()
+        except Exception as exc:  # noqa: BLE001 - a bad output is counted, never fatal to delivery
+            self.failures += 1
+            log.warning("node '%s': could not decode an output: %s", self.name, exc)
+            return
+        out = message.evolve(timers=timers) if timers else message
+        self.outputs += 1
+        self.transmit(out)
+
+    def _raise_fatal(self) -> None:
+        if self._fatal is not None:
+            raise self._fatal
+
+    # -- stats -----------------------------------------------------------------------
+    def stats_extra(self) -> dict[str, Any]:
+        p50, p99 = self.rtt.quantiles(0.5, 0.99)
+        stream = self._stream
+        return {
+            "target": self.target,
+            "session": self._session_id,
+            "window": self.granted_window,
+            "in_flight": len(self._pending),
+            "requests": self.requests,
+            "outputs": self.outputs,
+            "failures": self.failures,
+            "timeouts": self.timeouts,
+            "late": self.late,
+            "bytes_out": stream.bytes_out if stream else 0,
+            "bytes_in": stream.bytes_in if stream else 0,
+            "rtt_p50_ms": p50 * 1000,
+            "rtt_p99_ms": p99 * 1000,
+        }
