@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..core import ConfigError, FontusError
-from . import _nodes, _run, _validate
+from . import _nodes, _remote, _run, _serve, _validate
 from ._command import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -28,7 +28,14 @@ from ._logging import LOG_FORMATS, configure_logging
 __all__ = ["COMMANDS", "build_parser", "main"]
 
 #: The subcommands, in the order ``fontus --help`` lists them.
-COMMANDS: tuple[Command, ...] = (_run.COMMAND, _validate.COMMAND, _nodes.COMMAND)
+COMMANDS: tuple[Command, ...] = (
+    _run.COMMAND,
+    _validate.COMMAND,
+    _nodes.COMMAND,
+    _serve.SERVE,
+    _serve.REMOTIZE,
+    _remote.COMMAND,
+)
 
 _EPILOG = f"""\
 exit codes:

@@ -57,9 +57,12 @@ def readonly_array(array: np.ndarray, path: str = "array") -> np.ndarray:
     return view
 
 
+_PLAIN = (bool, int, float, str, bytes)
+
+
 def freeze_value(value: Any, path: str = "value") -> Any:
     """Turn a JSON-like value into its immutable form, or raise ``TypeError`` naming ``path``."""
-    if value is None or isinstance(value, bool | int | float | str | bytes):
+    if value is None or type(value) in _PLAIN:
         return value
     if isinstance(value, np.ndarray):
         return readonly_array(value, path)
@@ -68,9 +71,23 @@ def freeze_value(value: Any, path: str = "value") -> Any:
             return bool(value)
         if isinstance(value, np.integer):
             return int(value)
-        if isinstance(value, np.floating):
+        if isinstance(value, np.floating):  # np.float64 is also a float: test before float
             return float(value)
+        if isinstance(value, np.str_):
+            return str.__str__(value)
+        if isinstance(value, np.bytes_):
+            return bytes(value)
         raise TypeError(f"{path}: numpy scalar of type {type(value).__name__} is not supported")
+    # Subclasses (IntEnum, str enums, ...) become the plain type: equality compares types,
+    # and the value must read the same after a trip over the wire.
+    if isinstance(value, int):  # bool cannot be subclassed
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, str):
+        return str.__str__(value)
+    if isinstance(value, bytes):
+        return bytes(value)
     if isinstance(value, bytearray | memoryview):
         return bytes(value)
     if isinstance(value, FrozenDict):

@@ -42,6 +42,8 @@ class Argument:
 def type_name(tp: Any) -> str:
     if tp is Any or tp is _MISSING:
         return "any"
+    if tp is type(None):
+        return "None"
     if isinstance(tp, type):
         return tp.__name__
     origin = typing.get_origin(tp)
@@ -96,7 +98,7 @@ def declared_arguments(cls: type) -> tuple[Argument, ...]:
     signature = inspect.signature(init)
     try:
         hints = typing.get_type_hints(init)
-    except Exception:
+    except Exception:  # noqa: BLE001 - unresolvable hints: arguments are then typed Any
         hints = {}
     helps = _docstring_help(cls.__doc__, init.__doc__)
     arguments = []
@@ -125,7 +127,8 @@ def check_value(value: Any, tp: Any) -> tuple[bool, Any]:
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if origin is Literal:
-        return (value in args, value)
+        # Compare types too: True == 1 and 1.0 == 1, but neither is Literal[1].
+        return any(type(value) is type(a) and value == a for a in args), value
     if origin in (Union, types.UnionType):
         for option in args:
             ok, converted = check_value(value, option)
@@ -178,4 +181,6 @@ def check_value(value: Any, tp: Any) -> tuple[bool, Any]:
         return True, out
     if isinstance(tp, type):
         return isinstance(value, tp), value
+    if isinstance(origin, type):  # other generics (set[str], ...): at least the container type
+        return isinstance(value, origin), value
     return True, value

@@ -107,7 +107,11 @@ class SyncConfig:
     def __post_init__(self) -> None:
         if self.mode not in _SYNC_MODES:
             raise ConfigError(f"sync must be one of {', '.join(_SYNC_MODES)}, got {self.mode!r}")
-        if not isinstance(self.window_ms, int | float) or self.window_ms <= 0:
+        if (
+            not isinstance(self.window_ms, int | float)
+            or isinstance(self.window_ms, bool)
+            or self.window_ms <= 0
+        ):
             raise ConfigError(f"sync.window_ms must be a number > 0, got {self.window_ms!r}")
 
 
@@ -130,6 +134,9 @@ class NodeConfig:
 class LinkConfig:
     source: str
     target: str
+    #: Only messages the source transmits on this output port follow the link
+    #: (set when a remote group's Warp stands for several exit nodes).
+    port: str = ""
 
 
 @dataclass(frozen=True)
@@ -269,6 +276,10 @@ def parse_pipeline(
     """Turn the loaded file content into a :class:`PipelineConfig`; raises ``PipelineInvalid``
     listing every structural problem found."""
     problems: list[str] = []
+    if raw is None:
+        raise PipelineInvalid(
+            ["the file is empty; it must hold a mapping with a 'pipeline' section"], source
+        )
     if not isinstance(raw, Mapping):
         raise PipelineInvalid([f"the file must hold a mapping, got {type(raw).__name__}"], source)
     body = raw.get("pipeline", raw if "nodes" in raw else None)

@@ -95,9 +95,16 @@ class Message(Generic[P]):
                 meta = freeze_value(self.meta, "meta")
             except TypeError as exc:
                 raise PayloadError(f"message {self.id} from '{self.creator}': {exc}") from None
-            timers = FrozenDict({str(k): float(v) for k, v in self.timers.items()})
+            timers = {}
+            for key, value in self.timers.items():
+                if isinstance(value, bool) or not isinstance(value, int | float):
+                    raise PayloadError(
+                        f"message {self.id} from '{self.creator}': timers[{key!r}] must be "
+                        f"seconds (a number), got {value!r}"
+                    )
+                timers[str(key)] = float(value)
             object.__setattr__(self, "meta", meta)
-            object.__setattr__(self, "timers", timers)
+            object.__setattr__(self, "timers", FrozenDict(timers))
             object.__setattr__(self, "_frozen", True)
         return self
 
@@ -119,6 +126,34 @@ class Message(Generic[P]):
         }
         kwargs.update(changes)
         return Message(self.payload if payload is None else payload, **kwargs)
+
+    @classmethod
+    def frozen_from_parts(
+        cls,
+        payload: Payload,
+        *,
+        id: int,  # noqa: A002 - the wire field is called id
+        created_at: float,
+        creator: str,
+        version: int,
+        meta: FrozenDict,
+        timers: FrozenDict,
+    ) -> Message[Any]:
+        """A frozen message from parts that are already immutable (decoders use this).
+
+        Skips re-validation of ``meta`` and ``timers``: the caller built them frozen.
+        """
+        message: Message[Any] = cls.__new__(cls)
+        set_ = object.__setattr__
+        set_(message, "payload", payload)
+        set_(message, "id", id)
+        set_(message, "created_at", created_at)
+        set_(message, "creator", creator)
+        set_(message, "version", version)
+        set_(message, "meta", meta)
+        set_(message, "timers", timers)
+        set_(message, "_frozen", True)
+        return message
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Message):

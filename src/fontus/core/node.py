@@ -74,6 +74,8 @@ class Node:
     _fontus_host: NodeHost
     _fontus_version: int
     _fontus_lock: threading.Lock
+    _fontus_port_versions: dict[str, int]
+    _fontus_origin: str
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Node:
         # Done in __new__ so that subclasses need not call super().__init__().
@@ -82,6 +84,8 @@ class Node:
         self._fontus_host = DETACHED
         self._fontus_version = 0
         self._fontus_lock = threading.Lock()
+        self._fontus_port_versions = {}
+        self._fontus_origin = ""
         return self
 
     # -- identity -------------------------------------------------------
@@ -130,13 +134,17 @@ class Node:
         """Release resources; runs once when the pipeline or session ends."""
 
     # -- output -----------------------------------------------------------
-    def transmit(self, item: Message[Any] | Payload) -> Message[Any]:
+    def transmit(self, item: Message[Any] | Payload, *, port: str | None = None) -> Message[Any]:
         """Send ``item`` downstream and return the (frozen) message that was sent.
 
         A payload is wrapped in a new message; a message already transmitted by
         someone else (for example the input being passed on) is derived into a
         new one that keeps its payload, meta and timers.  The node's name and a
         per-node sequence number are stamped as ``creator`` and ``version``.
+
+        ``port`` names an output port: the message follows only links of that
+        port (and links without one), and is stamped with the port's name and
+        its own sequence — how a remote group's Warp speaks for each exit node.
         """
         if isinstance(item, Payload):
             message: Message[Any] = Message(item)
@@ -148,12 +156,26 @@ class Node:
                 f"transmit() takes a Message or a Payload, got {type(item).__name__}",
             )
         with self._fontus_lock:
-            object.__setattr__(message, "creator", self._fontus_name)
-            object.__setattr__(message, "version", self._fontus_version)
-            self._fontus_version += 1
+            if port:
+                versions = self._fontus_port_versions
+                object.__setattr__(message, "creator", port)
+                object.__setattr__(message, "version", versions.get(port, 0))
+                versions[port] = versions.get(port, 0) + 1
+            else:
+                object.__setattr__(message, "creator", self._fontus_name)
+                object.__setattr__(message, "version", self._fontus_version)
+                self._fontus_version += 1
         message.freeze()
-        self._fontus_host.emit(self, message)
+        if port:
+            self._fontus_host.emit(self, message, port)  # type: ignore[call-arg]
+        else:
+            self._fontus_host.emit(self, message)
         return message
+
+    @property
+    def origin(self) -> str:
+        """The upstream node the message in ``update`` came from ("" when grouped or unknown)."""
+        return self._fontus_origin
 
     @property
     def stopping(self) -> bool:
@@ -192,5 +214,5 @@ class Sink(Node):
 
     kind: ClassVar[str] = "sink"
 
-    def transmit(self, item: Message[Any] | Payload) -> Message[Any]:
+    def transmit(self, item: Message[Any] | Payload, *, port: str | None = None) -> Message[Any]:
         raise NodeError(self.name, "a sink does not transmit; use a processing node (Node) instead")

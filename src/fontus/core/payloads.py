@@ -72,9 +72,31 @@ def _set(obj: object, name: str, value: Any) -> None:
     object.__setattr__(obj, name, value)
 
 
-def _positive(kind: str, name: str, value: float) -> None:
-    if value <= 0:
-        raise PayloadError(f"{kind}: {name} must be > 0, got {value!r}")
+def _int(obj: object, kind: str, name: str, minimum: int) -> int:
+    # numpy ints are accepted and stored as int, so that equality survives a round trip.
+    value = getattr(obj, name)
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+        raise PayloadError(f"{kind}: {name} must be an int >= {minimum}, got {value!r}")
+    _set(obj, name, int(value))
+    return int(value)
+
+
+def _float(obj: object, kind: str, name: str, minimum: float | None = None) -> float:
+    # ints and numpy floats are stored as float, so that equality survives a round trip.
+    value = getattr(obj, name)
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        raise PayloadError(f"{kind}: {name} must be a number, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise PayloadError(f"{kind}: {name} must be >= {minimum}, got {value!r}")
+    _set(obj, name, float(value))
+    return float(value)
+
+
+def _span(obj: object, kind: str) -> None:
+    start = _float(obj, kind, "start")
+    end = _float(obj, kind, "end")
+    if end < start:
+        raise PayloadError(f"{kind}: end ({end}) is before start ({start})")
 
 
 @dataclass(frozen=True, eq=False)
@@ -97,8 +119,8 @@ class AudioPayload(Payload):
     def __post_init__(self) -> None:
         audio = _array("audio", self.audio, "AudioPayload")
         _set(self, "audio", audio)
-        _positive("AudioPayload", "sampling_rate", self.sampling_rate)
-        _positive("AudioPayload", "channels", self.channels)
+        _int(self, "AudioPayload", "sampling_rate", 1)
+        _int(self, "AudioPayload", "channels", 1)
         if audio.ndim == 1:
             if self.channels != 1:
                 raise PayloadError(
@@ -115,8 +137,7 @@ class AudioPayload(Payload):
             raise PayloadError(
                 f"AudioPayload: audio must have 1 or 2 dimensions, got shape {audio.shape}"
             )
-        if self.end < self.start:
-            raise PayloadError(f"AudioPayload: end ({self.end}) is before start ({self.start})")
+        _span(self, "AudioPayload")
 
     @property
     def samples(self) -> int:
@@ -144,9 +165,8 @@ class ImagePayload(Payload):
         image = _array("image", self.image, "ImagePayload")
         _set(self, "image", image)
         for name in ("width", "height", "depth"):
-            value = getattr(self, name)
-            if not isinstance(value, int | np.integer) or value < 0:
-                raise PayloadError(f"ImagePayload: {name} must be an int >= 0, got {value!r}")
+            _int(self, "ImagePayload", name, 0)
+        _float(self, "ImagePayload", "timestamp")
         expected: tuple[int, ...] = (self.height, self.width, self.depth)
         if image.ndim == 2 and self.depth == 1:
             expected = (self.height, self.width)
@@ -161,6 +181,10 @@ class ImagePayload(Payload):
         cls, image: np.ndarray, pixel_format: str = "", timestamp: float = 0.0
     ) -> ImagePayload:
         """Build from an array, taking width, height and depth from its shape."""
+        if not isinstance(image, np.ndarray):
+            raise PayloadError(
+                f"ImagePayload: image must be a numpy array, got {type(image).__name__}"
+            )
         if image.ndim == 2:
             height, width = image.shape
             depth = 1
@@ -187,6 +211,11 @@ class VideoPayload(Payload):
     end: float = 0.0
 
     def __post_init__(self) -> None:
+        if not isinstance(self.frames, list | tuple):
+            raise PayloadError(
+                f"VideoPayload: frames must be a list or tuple of ImagePayload, "
+                f"got {type(self.frames).__name__}"
+            )
         frames = tuple(self.frames)
         for i, frame in enumerate(frames):
             if not isinstance(frame, ImagePayload):
@@ -194,12 +223,8 @@ class VideoPayload(Payload):
                     f"VideoPayload: frames[{i}] must be an ImagePayload, got {type(frame).__name__}"
                 )
         _set(self, "frames", frames)
-        if self.frames_per_second < 0:
-            raise PayloadError(
-                f"VideoPayload: frames_per_second must be >= 0, got {self.frames_per_second}"
-            )
-        if self.end < self.start:
-            raise PayloadError(f"VideoPayload: end ({self.end}) is before start ({self.start})")
+        _float(self, "VideoPayload", "frames_per_second", 0.0)
+        _span(self, "VideoPayload")
 
 
 @dataclass(frozen=True, eq=False)

@@ -30,6 +30,7 @@ from .message import Message
 from .node import Source
 from .payloads import ConfigPayload
 from .registry import Registry, default_registry
+from .remoting import rewrite_remote_nodes
 from .runner import NodeRunner
 from .stats import NodeStatsSnapshot
 from .validate import validate_pipeline
@@ -37,6 +38,11 @@ from .validate import validate_pipeline
 __all__ = ["Pipeline", "PipelineResult"]
 
 log = logging.getLogger(__name__)
+
+#: Leaving a ``with Pipeline(...)`` block drains queued messages for at most this long...
+EXIT_DRAIN_S = 30.0
+#: ...then aborts, and waits this long for nodes to leave their current ``update``.
+EXIT_ABORT_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,9 @@ class Pipeline:
     """A validated graph of nodes, each on its own thread."""
 
     def __init__(self, config: PipelineConfig, registry: Registry | None = None) -> None:
+        #: The config as written; ``config`` is what runs (remote nodes replaced by Warps).
+        self.source_config = config
+        config = rewrite_remote_nodes(config)
         self.config = config
         self.registry = registry or default_registry()
         resolved = validate_pipeline(config, self.registry)
@@ -65,7 +74,7 @@ class Pipeline:
         for item in resolved:
             try:
                 node = item.spec.build(dict(item.arguments))
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - user __init__: reported as a problem
                 problems.append(
                     f"node '{item.config.name}': mark '{item.spec.mark}' could not be built: "
                     f"{type(exc).__name__}: {exc}"
@@ -79,6 +88,7 @@ class Pipeline:
             raise PipelineInvalid(problems, config.source)
         for link in config.links:
             self._runners[link.source].downstream.append(self._runners[link.target])
+            self._runners[link.source].ports.append(link.port)
         self._specs = {item.config.name: item.spec for item in resolved}
         self._stop_requested = threading.Event()
         self._finished = threading.Event()
@@ -168,14 +178,14 @@ class Pipeline:
                     fut.result()
                 except NodeError as exc:
                     failures.append(exc)
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 - reported as this node's failure
                     failures.append(NodeError(runner.name, f"warmup failed: {exc}"))
         if failures:
             for runner in runners:
                 if runner.warmed:
                     try:
                         runner.node.destroy()
-                    except Exception:
+                    except Exception:  # noqa: BLE001 - the warmup failure is the error to raise
                         log.warning(
                             "node '%s': destroy() failed after a warmup failure", runner.name
                         )
@@ -237,6 +247,10 @@ class Pipeline:
     def configure(self, node: str, prop: str, value: Any) -> None:
         """Send a runtime change to ``node``; it reaches ``set_on_config`` after every message
         queued before it (a :class:`ConfigPayload` ordered with data)."""
+        if self._finished.is_set():
+            raise GraphError(
+                f"pipeline '{self.name}' has ended ({self._state}); cannot configure '{node}'"
+            )
         runner = self._runners.get(node)
         if runner is None:
             raise GraphError(
@@ -265,16 +279,19 @@ class Pipeline:
     def __exit__(self, *exc: object) -> None:
         if self._state in ("running", "stopping", "warming"):
             self.stop()
-            if not self.wait(30.0):
+            if not self.wait(EXIT_DRAIN_S):
                 self.stop(graceful=False)
-                self.wait(5.0)
+                self.wait(EXIT_ABORT_S)
 
     # -- callbacks from runners ---------------------------------------------
     def _node_failed(self, error: NodeError) -> None:
         with self._lock:
-            if self._error is None:
+            first = self._error is None
+            if first:
                 self._error = error
-        log.error("%s", error)
+        if first:
+            # Reported once, by whoever reads the result (the CLI prints it); not logged as an error here.
+            log.info("pipeline '%s' stopping: %s", self.name, error)
         self.stop(reason="failed")
 
     def _node_finished(self, runner: NodeRunner) -> None:

@@ -73,6 +73,18 @@ def _summary(cls: type) -> str:
     return doc.strip().splitlines()[0] if doc.strip() else ""
 
 
+def _plugin_line(exc: BaseException, path: Path) -> str:
+    """`` (line N)`` of the deepest frame in the plugin file itself, or ``""``.
+
+    The last frame of the traceback may be inside importlib (a SyntaxError
+    already names its line) or inside a library the plugin called.
+    """
+    if isinstance(exc, SyntaxError):
+        return ""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == str(path)]
+    return f" (line {frames[-1].lineno})" if frames else ""
+
+
 def _snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
@@ -136,11 +148,9 @@ class Registry:
                 module = importlib.util.module_from_spec(module_spec)
                 sys.modules[module_name] = module
                 module_spec.loader.exec_module(module)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - remembered, reported when a mark is used
                 sys.modules.pop(module_name, None)
-                last = traceback.extract_tb(exc.__traceback__)[-1:]
-                where = f" (line {last[0].lineno})" if last else ""
-                self._failures[str(path)] = f"{type(exc).__name__}: {exc}{where}"
+                self._failures[str(path)] = f"{type(exc).__name__}: {exc}{_plugin_line(exc, path)}"
                 log.debug("plugin %s failed to import: %s", path, exc)
                 continue
             for obj in vars(module).values():
@@ -161,7 +171,7 @@ class Registry:
             return None
         try:
             cls = ep.load()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - remembered, reported when the mark is used
             self._failures[mark] = f"{type(exc).__name__}: {exc}"
             self._lazy.pop(mark, None)
             return None

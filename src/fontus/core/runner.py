@@ -53,23 +53,28 @@ class NodeRunner:
         self.sync = make_synchroniser(config.sync, self.origins)
         self.stats = NodeStats(self.name, mark, node.kind)
         self.downstream: list[NodeRunner] = []
+        #: Output port of each downstream link ("" = every message), parallel to ``downstream``.
+        self.ports: list[str] = []
         self.thread = threading.Thread(
             target=self._run, name=f"fontus-node-{self.name}", daemon=True
         )
         self._open_origins = set(self.origins)
+        self._stopped_by_error = False
         self.warmed = False
         node.attach(self.name, self)
 
     # -- NodeHost ------------------------------------------------------------
-    def emit(self, node: Node, message: Message[Any]) -> None:
+    def emit(self, node: Node, message: Message[Any], port: str | None = None) -> None:
         self.stats.sent += 1
         # Control and config messages are never dropped by a drop_oldest inbox.
         control = isinstance(message.payload, ControlPayload | ConfigPayload)
-        for target in self.downstream:
+        for target, link_port in zip(self.downstream, self.ports, strict=True):
+            if link_port and link_port != port:
+                continue
             try:
                 target.inbox.put(Item(self.name, message, control))
             except InboxClosed:
-                return  # the pipeline is aborting: nothing downstream reads any more
+                continue  # that node stopped reading (abort or crash); the others still do
 
     def stopping(self) -> bool:
         return self.pipeline._stop_requested.is_set()
@@ -90,7 +95,7 @@ class NodeRunner:
         if isinstance(self.node, Source):
             try:
                 total = self.node.total()
-            except Exception:
+            except Exception:  # noqa: BLE001 - stats must not fail: total is then unknown
                 total = None
         extra_fn = getattr(self.node, "stats_extra", None)
         extra = extra_fn() if callable(extra_fn) else None
@@ -110,11 +115,14 @@ class NodeRunner:
                 self._run_source()
             else:
                 self._run_node()
-            self._call("flush", self.node.flush)
+            if not self._stopped_by_error:
+                self._call("flush", self.node.flush)
         except _Abort:
             state = "aborted"
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a crash fails the pipeline, naming the node
             state = "failed"
+            # Nobody reads this inbox any more: wake producers blocked on it.
+            self.inbox.close()
             self.pipeline._node_failed(
                 NodeError(self.name, f"crashed: {type(exc).__name__}: {exc}")
             )
@@ -122,7 +130,7 @@ class NodeRunner:
             self._send_eos()
             try:
                 self.node.destroy()
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - logged: the node is finished anyway
                 log.warning(
                     "node '%s': destroy() raised %s: %s", self.name, type(exc).__name__, exc
                 )
@@ -147,14 +155,19 @@ class NodeRunner:
                 item = next(generator)
             except StopIteration:
                 return
-            except Exception as exc:
-                self._error(exc, None)
+            except Exception as exc:  # noqa: BLE001 - user code: handled by on_error
+                self._error(exc, None, "generate")
                 return
             self.stats.latency.add(time.perf_counter() - t0)
-            node.transmit(item)
+            try:
+                node.transmit(item)
+            except Exception as exc:  # noqa: BLE001 - user code: handled by on_error
+                self._error(exc, None, "transmit")
         close = getattr(generator, "close", None)
         if close is not None:
             close()
+        if self.pipeline._aborted:
+            raise _Abort
 
     def _drain_control(self) -> None:
         while True:
@@ -197,14 +210,18 @@ class NodeRunner:
                 self._process(value)
             return
         self.stats.received += 1
+        self.node._fontus_origin = item.origin if self.config.sync.mode == "passthrough" else ""
         for message in self.sync.push(item.origin, value):
             self._process(message)
 
     def _process(self, message: Message[Any]) -> None:
+        if self._stopped_by_error:
+            self.stats.dropped += 1  # on_error: stop — the rest is not processed, only counted
+            return
         t0 = time.perf_counter()
         try:
             self.node.update(message)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - user code: handled by on_error
             self._error(exc, message)
         finally:
             self.stats.latency.add(time.perf_counter() - t0)
@@ -212,7 +229,7 @@ class NodeRunner:
     def _call(self, hook: str, fn: Any, *args: Any, message: Message[Any] | None = None) -> None:
         try:
             fn(*args)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - user code: handled by on_error
             self._error(exc, message, hook)
 
     def _error(
@@ -222,6 +239,7 @@ class NodeRunner:
         where = f" on message {message.id}" if message is not None else ""
         detail = f"{hook}() raised {type(exc).__name__}: {exc}{where}"
         if self.config.on_error == "stop":
+            self._stopped_by_error = True
             self.pipeline._node_failed(NodeError(self.name, detail + " (on_error: stop)"))
         else:
             log.error("node '%s': %s (on_error: skip, continuing)", self.name, detail)

@@ -2,8 +2,9 @@
 
 - ``passthrough`` (default): every message on its own, in arrival order.
 - ``zip``: one message from each origin, grouped into a :class:`Batch` (in the
-  order the links are declared); at end of stream, incomplete groups are
-  delivered as smaller batches so nothing is lost.
+  order the links are declared).  Once an origin has ended and everything it
+  sent was grouped, the remaining origins are zipped without it; at end of
+  stream, incomplete groups are delivered as smaller batches so nothing is lost.
 - ``window``: everything that arrived from any origin within ``window_ms`` of
   the first message of the window, as one :class:`Batch`.
 """
@@ -52,15 +53,27 @@ class PassthroughSync(Synchroniser):
 
 class ZipSync(Synchroniser):
     def __init__(self, origins: list[str]) -> None:
-        self.origins = list(origins)
+        self.origins = list(dict.fromkeys(origins))
         self.queues: dict[str, deque[Message[Any]]] = {o: deque() for o in self.origins}
+        self.ended: set[str] = set()
+
+    def _groups(self) -> list[Message[Any]]:
+        out: list[Message[Any]] = []
+        while True:
+            # An origin that ended with nothing queued can never complete a group again: zip
+            # the others, so their messages are not held (unbounded) until the end of stream.
+            live = [o for o in self.origins if self.queues[o] or o not in self.ended]
+            if not live or not all(self.queues[o] for o in live):
+                return out
+            out.append(_batch([self.queues[o].popleft() for o in live]))
 
     def push(self, origin: str, message: Message[Any]) -> list[Message[Any]]:
         self.queues.setdefault(origin, deque()).append(message)
-        out = []
-        while all(self.queues[o] for o in self.origins):
-            out.append(_batch([self.queues[o].popleft() for o in self.origins]))
-        return out
+        return self._groups()
+
+    def origin_ended(self, origin: str) -> list[Message[Any]]:
+        self.ended.add(origin)
+        return self._groups()
 
     def flush(self) -> list[Message[Any]]:
         out = []

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .arguments import check_value
-from .config import NodeConfig, PipelineConfig
+from .config import LinkConfig, NodeConfig, PipelineConfig
 from .errors import ConfigError, PipelineInvalid, PluginLoadError
 from .registry import NodeSpec, Registry
 
@@ -118,7 +118,13 @@ def validate_pipeline(config: PipelineConfig, registry: Registry) -> list[Resolv
         seen.add(node.name)
 
     names = [n.name for n in config.nodes]
+    linked: set[LinkConfig] = set()
     for link in config.links:
+        if link in linked:
+            problems.append(
+                f"link {link.source} -> {link.target}: declared twice; remove the duplicate"
+            )
+        linked.add(link)
         for end, label in ((link.source, "from"), (link.target, "to")):
             if end not in seen:
                 close = difflib.get_close_matches(end, names, n=1, cutoff=0.6)
@@ -159,7 +165,9 @@ def validate_pipeline(config: PipelineConfig, registry: Registry) -> list[Resolv
         arguments = check_arguments(spec, node.configuration, where, problems)
         resolved.append(ResolvedNode(node, spec, arguments))
 
-    cycle = find_cycle(names, [(link.source, link.target) for link in config.links])
+    # Self-links were reported above; a cycle of one node would only repeat that.
+    edges = [(link.source, link.target) for link in config.links if link.source != link.target]
+    cycle = find_cycle(names, edges)
     if cycle:
         problems.append(
             f"links form a cycle: {' -> '.join(cycle)}; pipelines must be acyclic, remove one link"
@@ -175,7 +183,13 @@ def _lookup(
     try:
         return registry.get(node.mark)
     except PluginLoadError as exc:
-        problems.append(f"{where}: {exc.detail}")
+        detail = exc.detail
     except ConfigError as exc:
-        problems.append(f"{where}: {exc}")
+        detail = str(exc)
+    if node.mark == "warp":
+        detail = (
+            "runs remotely, which needs the 'warp' mark of fontus.remote; "
+            f"install it with pip install 'fontus[remote]' ({detail})"
+        )
+    problems.append(f"{where}: {detail}")
     return None

@@ -9,6 +9,7 @@ received bytes as an array (read-only, no copy).
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +31,12 @@ __all__ = [
 ALLOWED_KINDS = "biufc"
 _CODES = {"none": 0, "zstd": 1, "lz4": 2}
 _NAMES = {v: k for k, v in _CODES.items()}
+#: A dtype string numpy parses without evaluating anything: a type code or name, no commas.
+_PLAIN_DTYPE = re.compile(r"[<>|=]?[A-Za-z][A-Za-z0-9]{0,15}")
+#: Dtype strings already checked, so that the hot path skips parsing (bounded: hostile
+#: input can only add valid spellings, and stops adding after this many).
+_checked_dtypes: dict[str, np.dtype[Any]] = {}
+_CHECKED_DTYPES_MAX = 256
 #: Most dimensions an array may have (numpy 1.x's own limit; numpy 2 allows 64).
 MAX_NDIM = 32
 #: Arrays smaller than this are never compressed: the saving cannot pay for the call.
@@ -121,12 +128,23 @@ def _decompress(algorithm: str, data: Any, raw_size: int) -> bytes:
     return bytes(out)
 
 
+def _portable(dtype: np.dtype[Any]) -> bool:
+    # long double (float128, complex256) differs between x86 and ARM: it never travels.
+    return (
+        dtype.kind in ALLOWED_KINDS
+        and dtype.fields is None
+        and dtype.subdtype is None
+        and dtype.itemsize <= (16 if dtype.kind == "c" else 8)
+    )
+
+
 def normalise(array: np.ndarray) -> np.ndarray:
     """C-contiguous and little-endian (copies only when needed); refuses unsupported dtypes."""
     dtype = array.dtype
-    if dtype.kind not in ALLOWED_KINDS or dtype.fields is not None or dtype.subdtype is not None:
+    if not _portable(dtype):
         raise WireError(
-            f"array dtype {dtype} cannot travel: only bool, int, uint, float and complex dtypes are allowed"
+            f"array dtype {dtype} cannot travel: only bool, int8-64, uint8-64, float16-64, "
+            "complex64 and complex128 are allowed"
         )
     if dtype.byteorder == ">" or (dtype.byteorder == "=" and not np.little_endian):
         array = array.astype(dtype.newbyteorder("<"))
@@ -160,20 +178,33 @@ def encode_array(
 
 
 def check_dtype(dtype_str: str, where: str) -> np.dtype[Any]:
+    dtype = _checked_dtypes.get(dtype_str)
+    if dtype is not None:
+        return dtype
+    # numpy parses composite dtype strings with ast.literal_eval, which raises anything
+    # (SyntaxError, RecursionError); only a plain type code or name reaches it.
+    if not _PLAIN_DTYPE.fullmatch(dtype_str):
+        raise WireError(
+            f"{where}: dtype {dtype_str!r} is not a plain dtype string like '<f4'; "
+            "structured and sub-array dtypes never travel"
+        )
     try:
         dtype = np.dtype(dtype_str)
     except (TypeError, ValueError):
         raise WireError(f"{where}: unknown dtype {dtype_str!r}") from None
     if dtype.hasobject:
         raise WireError(f"{where}: dtype {dtype_str!r} is an object dtype; objects never travel")
-    if dtype.kind not in ALLOWED_KINDS or dtype.fields is not None or dtype.subdtype is not None:
+    if not _portable(dtype):
         raise WireError(
-            f"{where}: dtype {dtype_str!r} is not allowed; use bool, int, uint, float or complex"
+            f"{where}: dtype {dtype_str!r} is not allowed; use bool, int8-64, uint8-64, "
+            "float16-64, complex64 or complex128"
         )
     if dtype.byteorder == ">":
         raise WireError(
             f"{where}: dtype {dtype_str!r} is big-endian; the wire carries little-endian data"
         )
+    if len(_checked_dtypes) < _CHECKED_DTYPES_MAX:
+        _checked_dtypes[dtype_str] = dtype
     return dtype
 
 

@@ -209,7 +209,7 @@ class Warp(Node):
             if self._ended.is_set() and self._end_error is not None:
                 raise NodeError(self.name, str(self._end_error))
         seq = next(self._seq)
-        origin = getattr(self, "_fontus_origin", "")
+        origin = self.origin
         target = self.routes.get(origin, "") if self.routes else ""
         item = encode_request(
             seq,
@@ -401,7 +401,10 @@ class Warp(Node):
             return
         out = message.evolve(timers=timers) if timers else message
         self.outputs += 1
-        self.transmit(out)
+        if self.graph:
+            self.transmit(out, port=exit_name)
+        else:
+            self.transmit(out)
 
     def _raise_fatal(self) -> None:
         if self._fatal is not None:

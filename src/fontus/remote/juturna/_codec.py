@@ -174,10 +174,10 @@ class _Reader:
         self.ints = ints
         self.limits = limits
 
-    def message(self, source: Any, path: str, depth: int) -> Message[Any]:
-        if depth > self.limits.max_depth:
+    def message(self, source: Any, path: str, level: int) -> Message[Any]:
+        if level > self.limits.max_depth:
             raise WireError(f"{path}: batches nested deeper than {self.limits.max_depth}")
-        payload = self.payload(source.payload, f"{path}.payload", depth)
+        payload = self.payload(source.payload, f"{path}.payload", level)
         meta = (
             read_struct(source.meta, f"{path}.meta", ints=self.ints, limits=self.limits)
             if source.meta.fields
@@ -193,7 +193,7 @@ class _Reader:
             timers=FrozenDict(dict(source.timers)) if source.timers else _EMPTY,
         )
 
-    def payload(self, source: Any, path: str, depth: int) -> Payload:
+    def payload(self, source: Any, path: str, level: int) -> Payload:
         type_url = source.type_url
         if not type_url:
             raise WireError(f"{path}: empty (no type_url); a Fontus message always has a payload")
@@ -216,11 +216,11 @@ class _Reader:
         except Exception as exc:  # noqa: BLE001 - protobuf's DecodeError and friends
             raise WireError(f"{path}: malformed {cls.DESCRIPTOR.name}: {exc}") from None
         try:
-            return read(self, proto, path, depth)
+            return read(self, proto, path, level)
         except PayloadError as exc:
             raise WireError(f"{path}: {exc}") from None
 
-    def audio(self, s: Any, path: str, depth: int) -> AudioPayload:
+    def audio(self, s: Any, path: str, level: int) -> AudioPayload:
         array = _array(s.audio_data, s.dtype, s.shape, self.limits, f"{path}.audio_data")
         channels = s.channels
         if channels <= 0:
@@ -233,33 +233,33 @@ class _Reader:
             array = array.reshape(-1, channels)
         return AudioPayload(array, s.sampling_rate, channels, s.audio_format, s.start, s.end)
 
-    def image(self, s: Any, path: str, depth: int = 0) -> ImagePayload:
-        height, width, depth_ = s.height, s.width, s.depth
-        if height < 0 or width < 0 or depth_ < -1:
+    def image(self, s: Any, path: str, level: int = 0) -> ImagePayload:
+        height, width, depth = s.height, s.width, s.depth
+        if height < 0 or width < 0 or depth < -1:
             raise WireError(
-                f"{path}: height={height}, width={width}, depth={depth_}; "
+                f"{path}: height={height}, width={width}, depth={depth}; "
                 "height and width must be >= 0 and depth >= -1"
             )
         dtype = check_dtype(s.dtype, f"{path}.dtype")
         data = s.image_data
-        if depth_ == -1:
+        if depth == -1:
             pixels = height * width
             if not pixels or len(data) % (pixels * dtype.itemsize):
                 raise WireError(
                     f"{path}: depth -1 cannot be inferred: {len(data)} bytes of {dtype.name} "
                     f"for height={height}, width={width}"
                 )
-            depth_ = len(data) // (pixels * dtype.itemsize)
-        shape = (height, width) if depth_ == 1 else (height, width, depth_)
+            depth = len(data) // (pixels * dtype.itemsize)
+        shape = (height, width) if depth == 1 else (height, width, depth)
         array = _array(data, dtype.str, shape, self.limits, f"{path}.image_data")
-        return ImagePayload(array, width, height, depth_, s.pixel_format, s.timestamp)
+        return ImagePayload(array, width, height, depth, s.pixel_format, s.timestamp)
 
-    def video(self, s: Any, path: str, depth: int) -> VideoPayload:
+    def video(self, s: Any, path: str, level: int) -> VideoPayload:
         frames = tuple(self.image(f, f"{path}.frames[{i}]") for i, f in enumerate(s.frames))
         fps = s.frames_per_second if s.frames_per_second >= 0 else 0.0
         return VideoPayload(frames, fps, s.codec, s.start, s.end)
 
-    def bytes_(self, s: Any, path: str, depth: int) -> BytesPayload:
+    def bytes_(self, s: Any, path: str, level: int) -> BytesPayload:
         data = s.cnt
         if len(data) > self.limits.max_array_bytes:
             raise WireError(
@@ -269,12 +269,12 @@ class _Reader:
             raise WireError(f"{path}.size says {s.size} bytes but cnt holds {len(data)}")
         return BytesPayload(data)
 
-    def object_(self, s: Any, path: str, depth: int) -> ObjectPayload:
+    def object_(self, s: Any, path: str, level: int) -> ObjectPayload:
         return ObjectPayload(read_struct(s.data, path, ints=self.ints, limits=self.limits, depth=1))
 
-    def batch(self, s: Any, path: str, depth: int) -> Batch:
+    def batch(self, s: Any, path: str, level: int) -> Batch:
         return Batch(
-            tuple(self.message(m, f"{path}[{i}]", depth + 1) for i, m in enumerate(s.messages))
+            tuple(self.message(m, f"{path}[{i}]", level + 1) for i, m in enumerate(s.messages))
         )
 
 

@@ -23,7 +23,7 @@ from typing import Any
 from ...core.errors import WireError
 from ...core.message import Message
 from .._limits import DEFAULT_LIMITS, WireLimits
-from .._wire.juturna import messaging_pb2 as mpb
+from .._wire.juturna import payloads_pb2 as mpb
 from .._wire.juturna import payloads_pb2 as pb
 from ._codec import message_from_proto, message_to_proto
 from ._struct import fill_struct

@@ -24,19 +24,16 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
-from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from fontus.remote._wire.juturna import payloads_pb2 as fontus_dot_remote_dot___wire_dot_juturna_dot_payloads__pb2
 
 
-DESCRIPTOR = _fontus_private_pool.POOL.AddSerializedFile(b'\n+fontus/remote/_wire/juturna/messaging.proto\x12\x17juturna.proto.messaging\x1a\x1cgoogle/protobuf/struct.proto\x1a*fontus/remote/_wire/juturna/payloads.proto\"\xc4\x02\n\rProtoEnvelope\x12\n\n\x02id\x18\x01 \x01(\t\x12\x35\n\x07message\x18\x02 \x01(\x0b\x32$.juturna.proto.payloads.ProtoMessage\x12\x0e\n\x06sender\x18\x03 \x01(\t\x12\x10\n\x08receiver\x18\x04 \x01(\t\x12\x13\n\x0bresponse_to\x18\x06 \x01(\t\x12\x0b\n\x03ttl\x18\x07 \x01(\x03\x12\x12\n\ncreated_at\x18\x08 \x01(\x01\x12.\n\rconfiguration\x18\t \x01(\x0b\x32\x17.google.protobuf.Struct\x12)\n\x08metadata\x18\n \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x10\n\x08priority\x18\x0b \x01(\x05\x12\x14\n\x0crequest_type\x18\x0c \x01(\t\x12\x15\n\rresponse_type\x18\r \x01(\t2t\n\x10MessagingService\x12`\n\x0eSendAndReceive\x12&.juturna.proto.messaging.ProtoEnvelope\x1a&.juturna.proto.messaging.ProtoEnvelopeb\x06proto3')
+DESCRIPTOR = _fontus_private_pool.POOL.AddSerializedFile(b'\n+fontus/remote/_wire/juturna/messaging.proto\x12\x17juturna.proto.messaging\x1a*fontus/remote/_wire/juturna/payloads.proto2r\n\x10MessagingService\x12^\n\x0eSendAndReceive\x12%.juturna.proto.payloads.ProtoEnvelope\x1a%.juturna.proto.payloads.ProtoEnvelopeb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'fontus.remote._wire.juturna.messaging_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PROTOENVELOPE']._serialized_start=147
-  _globals['_PROTOENVELOPE']._serialized_end=471
-  _globals['_MESSAGINGSERVICE']._serialized_start=473
-  _globals['_MESSAGINGSERVICE']._serialized_end=589
+  _globals['_MESSAGINGSERVICE']._serialized_start=116
+  _globals['_MESSAGINGSERVICE']._serialized_end=230
 # @@protoc_insertion_point(module_scope)

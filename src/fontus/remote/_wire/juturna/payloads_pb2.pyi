@@ -119,3 +119,31 @@ class CompressedProtoPayload(_message.Message):
     compressed_size: int
     original_type: str
     def __init__(self, compression: _Optional[str] = ..., compressed_data: _Optional[bytes] = ..., original_size: _Optional[int] = ..., compressed_size: _Optional[int] = ..., original_type: _Optional[str] = ...) -> None: ...
+
+class ProtoEnvelope(_message.Message):
+    __slots__ = ("id", "message", "sender", "receiver", "response_to", "ttl", "created_at", "configuration", "metadata", "priority", "request_type", "response_type")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    SENDER_FIELD_NUMBER: _ClassVar[int]
+    RECEIVER_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_TO_FIELD_NUMBER: _ClassVar[int]
+    TTL_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    CONFIGURATION_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_TYPE_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_TYPE_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    message: ProtoMessage
+    sender: str
+    receiver: str
+    response_to: str
+    ttl: int
+    created_at: float
+    configuration: _struct_pb2.Struct
+    metadata: _struct_pb2.Struct
+    priority: int
+    request_type: str
+    response_type: str
+    def __init__(self, id: _Optional[str] = ..., message: _Optional[_Union[ProtoMessage, _Mapping]] = ..., sender: _Optional[str] = ..., receiver: _Optional[str] = ..., response_to: _Optional[str] = ..., ttl: _Optional[int] = ..., created_at: _Optional[float] = ..., configuration: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., priority: _Optional[int] = ..., request_type: _Optional[str] = ..., response_type: _Optional[str] = ...) -> None: ...
