@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit integration interop bench clean venv format
+.PHONY: demo test lint typecheck unit integration interop bench clean venv format protos protos-check juturna-venv
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Fontus needs Python >= 3.11 (set PYTHON=...)")'
@@ -29,17 +29,29 @@ format: $(STAMP)
 typecheck: $(STAMP)
 	$(PY) -m mypy
 
+protos: $(STAMP)
+	$(PY) scripts/gen_protos.py
+
+protos-check: $(STAMP)
+	$(PY) scripts/gen_protos.py --check
+
+juturna-venv:
+	bash scripts/juturna_venv.sh
+
+interop: $(STAMP) juturna-venv
+	$(PY) -m pytest tests/interop -q -p no:cacheprovider
+
 unit: $(STAMP)
 	$(PY) -m pytest tests/unit -q
 
 integration: $(STAMP)
 	$(PY) -m pytest tests/integration -q
 
-test: $(STAMP) lint typecheck
+test: $(STAMP) protos-check lint typecheck
 	$(PY) -m pytest tests -q -p no:cacheprovider
 
 bench: $(STAMP)
 	$(PY) benchmarks/local.py
 
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-juturna build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
