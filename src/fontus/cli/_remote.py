@@ -38,7 +38,8 @@ def _remote(args: argparse.Namespace) -> int:
             f"compression: {', '.join(d.encodings) or 'none'}"
         )
         for mark in d.marks:
-            table = Table(title=f"{mark.mark} ({mark.kind}): {mark.summary}", title_justify="left")
+            console.print(f"\n[bold]{mark.mark}[/bold] ({mark.kind}): {mark.summary}")
+            table = Table()
             for col in ("argument", "type", "default", "help"):
                 table.add_column(col)
             for a in mark.arguments:
@@ -49,10 +50,12 @@ def _remote(args: argparse.Namespace) -> int:
     console.print(
         f"{s.target}: up {s.uptime_s:.0f}s, {s.active_sessions} active sessions "
         f"({s.sessions_total} since start), {s.requests_total} requests, {s.failures_total} failures"
+        "; sessions (recent ended ones too):"
     )
     table = Table()
     cols = (
         "session",
+        "active",
         "client",
         "node",
         "mark",
@@ -64,7 +67,7 @@ def _remote(args: argparse.Namespace) -> int:
         "in_flight",
     )
     for col in cols:
-        table.add_column(col, justify="right" if col in cols[4:] else "left")
+        table.add_column(col, justify="right" if col in cols[5:] else "left")
     for n in s.nodes:
         table.add_row(*[f"{n[c]:.2f}" if isinstance(n[c], float) else str(n[c]) for c in cols])
     console.print(table)

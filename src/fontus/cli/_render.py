@@ -106,6 +106,9 @@ def stats_table(
     for column in STATS_COLUMNS:
         numeric = column not in ("node", "mark", "kind")
         table.add_column(column, justify="right" if numeric else "left", no_wrap=True)
+    remote = any(snap.extra and "rtt_p50_ms" in snap.extra for snap in stats.values())
+    if remote:
+        table.add_column("remote hop (rtt p50/p99 ms, in flight)", justify="left", no_wrap=True)
     for name, snap in stats.items():
         queue = f"{snap.queue_depth}/{snap.queue_capacity}" if snap.kind != "source" else "-"
         table.add_row(
@@ -120,8 +123,24 @@ def stats_table(
             _ms(snap.p99_ms),
             Text(_count(snap.errors), style="red" if snap.errors else ""),
             Text(_count(snap.dropped), style="yellow" if snap.dropped else ""),
+            *([_remote_cell(snap)] if remote else []),
         )
     return table
+
+
+def _remote_cell(snap: NodeStatsSnapshot) -> Text:
+    """The Warp's view of its remote hop: round trip quantiles, requests in flight, failures."""
+    extra = snap.extra or {}
+    if "rtt_p50_ms" not in extra:
+        return Text("")
+    text = (
+        f"{_ms(extra['rtt_p50_ms'])}/{_ms(extra['rtt_p99_ms'])}  "
+        f"{extra.get('in_flight', 0)}/{extra.get('window', 0)}  {extra.get('target', '')}"
+    )
+    failures = extra.get("failures", 0)
+    if failures:
+        return Text(text + f"  {failures} failed", style="red")
+    return Text(text)
 
 
 def _progress_line(done: int, total: int | None, elapsed_s: float) -> RenderableType:

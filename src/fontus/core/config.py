@@ -387,7 +387,9 @@ def parse_pipeline(
         conf = expand_env(
             node.configuration, f"node '{node.name}': configuration", problems, environ
         )
-        expanded.append(replace(node, configuration=conf))
+        # remote: "${ASR_SERVER}" lets one file point at different servers per environment.
+        remote = expand_env(node.remote, f"node '{node.name}': remote", problems, environ)
+        expanded.append(replace(node, configuration=conf, remote=remote))
     config = replace(config, nodes=tuple(expanded))
     if problems:
         raise PipelineInvalid(problems, source)

@@ -147,6 +147,7 @@ def server_stats(
             "bytes_in": n.bytes_in,
             "bytes_out": n.bytes_out,
             "in_flight": n.queue_depth,
+            "active": n.active,
         }
         for n in reply.nodes
     )

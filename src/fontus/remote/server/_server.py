@@ -56,7 +56,7 @@ class RemoteServer:
         self._server: grpc.aio.Server | None = None
         self._health = HealthServicer()
         self._session_tasks: set[asyncio.Task[Any]] = set()
-        self._closed_sessions: list[Any] = []
+        self._closed_sessions: list[ServerSession] = []
         self.extra_handlers: list[grpc.GenericRpcHandler] = []
 
     # -- lifecycle -----------------------------------------------------------------
@@ -241,7 +241,7 @@ class RemoteServer:
             compression=CompressionConfig(compression),
             loop=asyncio.get_running_loop(),
         )
-        session.plan = plan  # type: ignore[attr-defined]
+        session.plan = plan
         self.sessions[session.id] = session
         self.sessions_total += 1
         log.info(
@@ -293,7 +293,7 @@ class RemoteServer:
         op.server_version = __version__
         op.session_mode = self.config.sessions
         op.compression = session.compression.algorithm
-        for node in session.plan.nodes:  # type: ignore[attr-defined]
+        for node in session.plan.nodes:
             fill_node_info(op.nodes.add(), node.spec, node.name)
         return frame.SerializeToString()
 
@@ -320,10 +320,11 @@ class RemoteServer:
             st = session.stats
             reply.requests_total += st.requests
             reply.failures_total += st.failures
-        for session in self.sessions.values():
+        active = set(self.sessions)
+        for session in [*self._closed_sessions[-32:], *self.sessions.values()]:
             st = session.stats
             p50, p99 = st.latency.quantiles(0.5, 0.99)
-            for node in session.plan.nodes:  # type: ignore[attr-defined]
+            for node in session.plan.nodes:
                 reply.nodes.add(
                     session_id=session.id,
                     node=node.name,
@@ -335,8 +336,9 @@ class RemoteServer:
                     p99_ms=p99 * 1000,
                     bytes_in=st.bytes_in,
                     bytes_out=st.bytes_out,
-                    queue_depth=session.in_flight,
+                    queue_depth=session.in_flight if session.id in active else 0,
                     client=session.client,
+                    active=session.id in active,
                 )
         return reply
 

@@ -97,6 +97,8 @@ class ServerSession:
         self.last_seq = 0
         self.draining = False
         self.opened_at = time.monotonic()
+        #: The Plan the session runs (set by the server when it opens the session).
+        self.plan: Any = None
 
     # -- called from the worker thread -----------------------------------------
     def push(self, item: EncodedItem | StreamEnd | bytes) -> None:

@@ -70,6 +70,8 @@ class GraphWorker:
             log.warning("output of '%s' emitted while no session is current; dropped", exit_name)
             return
         self._outputs += 1
+        if seq == 0:
+            session.stats.outputs += 1  # outputs of update() are counted with their request
         session.push(encode_output(seq, message, exit_name, session.compression))
 
     def _run(self) -> None:

@@ -263,7 +263,7 @@ class StatsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class NodeStats(_message.Message):
-    __slots__ = ("session_id", "node", "mark", "requests", "outputs", "failures", "p50_ms", "p99_ms", "bytes_in", "bytes_out", "queue_depth", "client")
+    __slots__ = ("session_id", "node", "mark", "requests", "outputs", "failures", "p50_ms", "p99_ms", "bytes_in", "bytes_out", "queue_depth", "client", "active")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     NODE_FIELD_NUMBER: _ClassVar[int]
     MARK_FIELD_NUMBER: _ClassVar[int]
@@ -276,6 +276,7 @@ class NodeStats(_message.Message):
     BYTES_OUT_FIELD_NUMBER: _ClassVar[int]
     QUEUE_DEPTH_FIELD_NUMBER: _ClassVar[int]
     CLIENT_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     node: str
     mark: str
@@ -288,7 +289,8 @@ class NodeStats(_message.Message):
     bytes_out: int
     queue_depth: int
     client: str
-    def __init__(self, session_id: _Optional[str] = ..., node: _Optional[str] = ..., mark: _Optional[str] = ..., requests: _Optional[int] = ..., outputs: _Optional[int] = ..., failures: _Optional[int] = ..., p50_ms: _Optional[float] = ..., p99_ms: _Optional[float] = ..., bytes_in: _Optional[int] = ..., bytes_out: _Optional[int] = ..., queue_depth: _Optional[int] = ..., client: _Optional[str] = ...) -> None: ...
+    active: bool
+    def __init__(self, session_id: _Optional[str] = ..., node: _Optional[str] = ..., mark: _Optional[str] = ..., requests: _Optional[int] = ..., outputs: _Optional[int] = ..., failures: _Optional[int] = ..., p50_ms: _Optional[float] = ..., p99_ms: _Optional[float] = ..., bytes_in: _Optional[int] = ..., bytes_out: _Optional[int] = ..., queue_depth: _Optional[int] = ..., client: _Optional[str] = ..., active: bool = ...) -> None: ...
 
 class StatsReply(_message.Message):
     __slots__ = ("uptime_s", "active_sessions", "sessions_total", "nodes", "requests_total", "failures_total")
