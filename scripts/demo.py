@@ -2,7 +2,7 @@
 """`make demo`: the main job of Fontus in one command.
 
 1. starts a real `fontus serve` on a free loopback port (the embedded default),
-2. runs examples/remote_audio.yaml with `fontus run`, whose processing nodes are
+2. runs examples/remote/audio.yaml with `fontus run`, whose processing nodes are
    remote: the live table shows each Warp's round trip to the server,
 3. asks the server for its stats, then stops it (SIGTERM: a graceful drain).
 """
@@ -29,7 +29,7 @@ def main() -> int:
     env = {**os.environ, "FONTUS_REMOTE": server.target}
     try:
         print(
-            f"\n== fontus run examples/remote_audio.yaml  (FONTUS_REMOTE={server.target})",
+            f"\n== fontus run examples/remote/audio.yaml  (FONTUS_REMOTE={server.target})",
             flush=True,
         )
         run = subprocess.run(
@@ -38,7 +38,7 @@ def main() -> int:
                 "-m",
                 "fontus",
                 "run",
-                "examples/remote_audio.yaml",
+                "examples/remote/audio.yaml",
                 "--timeout",
                 "60",
             ],

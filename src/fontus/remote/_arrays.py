@@ -37,6 +37,30 @@ _PLAIN_DTYPE = re.compile(r"[<>|=]?[A-Za-z][A-Za-z0-9]{0,15}")
 #: input can only add valid spellings, and stops adding after this many).
 _checked_dtypes: dict[str, np.dtype[Any]] = {}
 _CHECKED_DTYPES_MAX = 256
+#: Wire dtype string of each dtype that travels without conversion (little-endian or
+#: byte-order-free); encoding looks it up instead of checking the dtype field by field.
+_WIRE_DTYPES: dict[np.dtype[Any], str] = {
+    dtype: dtype.str
+    for dtype in (
+        np.dtype(code).newbyteorder("<")
+        for code in (
+            "b1",
+            "i1",
+            "i2",
+            "i4",
+            "i8",
+            "u1",
+            "u2",
+            "u4",
+            "u8",
+            "f2",
+            "f4",
+            "f8",
+            "c8",
+            "c16",
+        )
+    )
+}
 #: Most dimensions an array may have (numpy 1.x's own limit; numpy 2 allows 64).
 MAX_NDIM = 32
 #: Arrays smaller than this are never compressed: the saving cannot pay for the call.
@@ -160,8 +184,11 @@ def encode_array(
     compression: CompressionConfig = NO_COMPRESSION,
 ) -> None:
     """Fill the ``fontus.v1.Array`` ``target`` from ``array``."""
-    array = normalise(array)
-    target.dtype = array.dtype.str
+    wire_dtype = _WIRE_DTYPES.get(array.dtype)
+    if wire_dtype is None or not array.flags.c_contiguous:
+        array = normalise(array)
+        wire_dtype = array.dtype.str
+    target.dtype = wire_dtype
     target.shape.extend(array.shape)
     nbytes = array.nbytes
     if compression.algorithm != "none" and nbytes >= compression.threshold_bytes and nbytes:
@@ -169,12 +196,12 @@ def encode_array(
         if len(packed) < nbytes:
             target.compression = _CODES[compression.algorithm]
             target.raw_size = nbytes
-            target.blob = blobs.add(packed)
+            target.blob = blobs.add(packed, len(packed))
             return
     if nbytes == 0:
         target.inline = b""
     else:
-        target.blob = blobs.add(array)
+        target.blob = blobs.add(array, nbytes)
 
 
 def check_dtype(dtype_str: str, where: str) -> np.dtype[Any]:
@@ -209,12 +236,12 @@ def check_dtype(dtype_str: str, where: str) -> np.dtype[Any]:
 
 
 def check_shape(shape: Any, itemsize: int, limits: WireLimits, where: str) -> tuple[int, ...]:
-    dims = tuple(int(d) for d in shape)
+    """``shape`` (a sequence of ints, e.g. a protobuf repeated field) checked against ``limits``."""
+    dims = tuple(shape[:])  # slicing a protobuf repeated field is much faster than iterating it
     if len(dims) > MAX_NDIM:
         raise WireError(f"{where}: shape has {len(dims)} dimensions, over the limit of {MAX_NDIM}")
-    for d in dims:
-        if d < 0:
-            raise WireError(f"{where}: shape {dims} has a negative dimension")
+    if dims and min(dims) < 0:
+        raise WireError(f"{where}: shape {dims} has a negative dimension")
     elements = math.prod(dims)
     if elements > limits.max_array_elements:
         raise WireError(
@@ -265,7 +292,7 @@ def decode_array(
         raise WireError(
             f"{where}: {len(data)} bytes do not match dtype {dtype.str} x shape {shape} = {expected} bytes"
         )
-    array = np.frombuffer(data, dtype=dtype).reshape(shape)
+    array = np.ndarray(shape, dtype, data)  # a view: frombuffer + reshape in one call
     if array.flags.writeable:
         array.flags.writeable = False
     return array

@@ -20,6 +20,10 @@ _BLOB_TAG = bytes([(BLOB_FIELD << 3) | 2])
 
 
 def _varint(value: int) -> bytes:
+    if value < 0x80:
+        return bytes((value,))
+    if value < 0x4000:
+        return bytes((value & 0x7F | 0x80, value >> 7))
     out = bytearray()
     while True:
         bits = value & 0x7F
@@ -34,15 +38,20 @@ def _varint(value: int) -> bytes:
 class BlobWriter:
     """Collects buffers while a head message is being filled; ``add`` returns the index."""
 
-    __slots__ = ("buffers", "size")
+    __slots__ = ("buffers", "size", "sizes")
 
     def __init__(self) -> None:
         self.buffers: list[Any] = []
+        self.sizes: list[int] = []
         self.size = 0
 
-    def add(self, buffer: Any) -> int:
+    def add(self, buffer: Any, nbytes: int | None = None) -> int:
+        """Keep ``buffer`` (no copy); pass ``nbytes`` when known, to skip measuring it."""
+        if nbytes is None:
+            nbytes = memoryview(buffer).nbytes
         self.buffers.append(buffer)
-        self.size += memoryview(buffer).nbytes
+        self.sizes.append(nbytes)
+        self.size += nbytes
         return len(self.buffers) - 1
 
 
@@ -50,9 +59,9 @@ def join_with_blobs(head: bytes, blobs: BlobWriter) -> bytes:
     if not blobs.buffers:
         return head
     parts: list[Any] = [head]
-    for buffer in blobs.buffers:
+    for buffer, nbytes in zip(blobs.buffers, blobs.sizes, strict=True):
         parts.append(_BLOB_TAG)
-        parts.append(_varint(memoryview(buffer).nbytes))
+        parts.append(_varint(nbytes))
         parts.append(buffer)
     return b"".join(parts)
 
@@ -91,9 +100,13 @@ def split_blobs(data: bytes, limits: WireLimits) -> tuple[bytes, list[memoryview
         if field == 0:
             raise WireError("malformed data: field number 0 at the top level")
         if wire_type == 2:
-            if pos < end and data[pos] < 0x80:
+            # Lengths under 16 KiB take one or two bytes: read those inline.
+            if pos + 1 < end and data[pos] < 0x80:
                 length = data[pos]
                 pos += 1
+            elif pos + 2 < end and data[pos + 1] < 0x80:
+                length = (data[pos] & 0x7F) | (data[pos + 1] << 7)
+                pos += 2
             else:
                 length, pos = _read_varint(data, pos, end)
             if field == BLOB_FIELD:

@@ -137,9 +137,19 @@ class WireEncoder:
     def value_map(self, mapping: Mapping[str, Any], target: Any, path: str) -> None:
         entries = target.entries
         for key, item in mapping.items():
-            entry = entries.add()
-            entry.key = key
-            self.value(item, entry.value, f"{path}.{key}")
+            entry = entries.add(key=key)
+            # The common scalars inline: no call, no path string (both add up per key).
+            kind = type(item)
+            if kind is str:
+                entry.value.string_value = item
+            elif kind is float:
+                entry.value.double_value = item
+            elif kind is int and _INT64_MIN <= item <= _INT64_MAX:
+                entry.value.int_value = item
+            elif kind is bool:
+                entry.value.bool_value = item
+            else:
+                self.value(item, entry.value, f"{path}.{key}")
 
     # -- payloads and messages ---------------------------------------------------
     def message(self, message: Message[Any], target: Any) -> None:
@@ -241,11 +251,11 @@ class WireDecoder:
     @classmethod
     def parse(cls, data: bytes, head: Any, limits: WireLimits = DEFAULT_LIMITS) -> WireDecoder:
         """Split blobs off ``data`` and parse the rest into the empty protobuf ``head``."""
-        if not isinstance(data, bytes | bytearray | memoryview):
-            raise WireError(f"expected bytes, got {type(data).__name__}")
-        head_bytes, blobs = split_blobs(
-            bytes(data) if not isinstance(data, bytes) else data, limits
-        )
+        if type(data) is not bytes:
+            if not isinstance(data, bytes | bytearray | memoryview):
+                raise WireError(f"expected bytes, got {type(data).__name__}")
+            data = bytes(data)
+        head_bytes, blobs = split_blobs(data, limits)
         try:
             head.ParseFromString(head_bytes)
         except Exception as exc:  # noqa: BLE001 - protobuf's DecodeError and friends
@@ -293,7 +303,19 @@ class WireDecoder:
             key = entry.key
             if key in out:
                 raise WireError(f"{path}: key {key!r} appears twice")
-            out[key] = self.value(entry.value, f"{path}.{key}", depth)
+            # The common scalars inline: no call, no path string (both add up per key).
+            value = entry.value
+            which = value.WhichOneof("kind")
+            if which == "string_value":
+                out[key] = value.string_value
+            elif which == "int_value":
+                out[key] = value.int_value
+            elif which == "double_value":
+                out[key] = value.double_value
+            elif which == "bool_value":
+                out[key] = value.bool_value
+            else:
+                out[key] = self.value(value, f"{path}.{key}", depth)
         return FrozenDict(out)
 
     # -- payloads and messages -----------------------------------------------
@@ -307,7 +329,7 @@ class WireDecoder:
             created_at=source.created_at,
             creator=source.creator,
             version=source.version,
-            meta=self.value_map(source.meta, "meta", depth) if source.meta.entries else _EMPTY,
+            meta=self.value_map(source.meta, "meta", depth) if source.HasField("meta") else _EMPTY,
             timers=FrozenDict(dict(source.timers)) if source.timers else _EMPTY,
         )
 

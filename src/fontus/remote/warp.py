@@ -16,14 +16,15 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
-from ..core.errors import ConfigError, NodeError, RemoteError, RemoteTimeout
+from ..core.errors import ConfigError, NodeError, RemoteError, RemoteTimeout, WireError
 from ..core.message import Message
 from ..core.node import Node
-from ..core.payloads import ObjectPayload
+from ..core.payloads import ConfigPayload, ObjectPayload
 from ..core.stats import LatencyWindow
 from ._arrays import CompressionConfig
 from ._channel import make_channel, normalise_target
-from ._frames import EncodedItem, encode_request
+from ._frames import EncodedItem, control_frame, encode_request
+from ._juturna_client import JuturnaItem, JuturnaTransport, encode_juturna_request, probe_protocol
 from ._limits import DEFAULT_LIMITS
 from ._loop import client_loop
 from ._stream import RemoteStream
@@ -47,7 +48,8 @@ _FAIL_NAMES = {1: "node error", 2: "deadline exceeded", 3: "invalid message", 4:
 @dataclass(slots=True)
 class _Pending:
     seq: int
-    item: EncodedItem
+    #: The request, or the serialized Configure frame of a runtime change.
+    item: EncodedItem | JuturnaItem | bytes
     sent_at: float
     deadline: float
     meta_source: Message[Any]
@@ -57,6 +59,8 @@ class _Pending:
     queue_s: float = 0.0
     compute_s: float = 0.0
     done_at: float = 0.0
+    #: For a Configure: the change, as ``prop=value``.
+    change: str = ""
 
 
 class Warp(Node):
@@ -75,6 +79,7 @@ class Warp(Node):
         grpc_host: Juturna form of target (with grpc_port).
         grpc_port: Juturna form of target (with grpc_host).
         remote_config: Juturna form of the node's configuration.
+        protocol: fontus, juturna (an upstream 'juturna remotize'), or auto (ask the server); default fontus, or auto for the grpc_host form.
     """
 
     mark: ClassVar[str] = "warp"
@@ -93,6 +98,7 @@ class Warp(Node):
         grpc_host: str = "",
         grpc_port: int = 0,
         remote_config: dict[str, Any] | None = None,
+        protocol: Literal["", "fontus", "juturna", "auto"] = "",
     ) -> None:
         if not target and grpc_host:
             target = f"{grpc_host}:{grpc_port}"
@@ -115,6 +121,12 @@ class Warp(Node):
         self.on_error = on_error
         self.compression = CompressionConfig(compression)
         self.open_timeout = open_timeout
+        self.protocol: str = protocol or ("auto" if grpc_host else "fontus")
+        self.remote_config = (
+            dict(remote_config)
+            if remote_config
+            else (dict(self.node_spec.get("configuration") or {}) or None)
+        )
         self._channel_target = normalise_target(target)
         # State shared by the node thread, the delivery thread and the client loop.
         self._cond = threading.Condition()
@@ -122,7 +134,7 @@ class Warp(Node):
         self._unsolicited: deque[tuple[str, Any]] = deque()
         self._slots = threading.Semaphore(window)
         self._seq = itertools.count(1)
-        self._stream: RemoteStream | None = None
+        self._stream: RemoteStream | JuturnaTransport | None = None
         self._channel: Any = None
         self._ended = threading.Event()
         self._end_error: RemoteError | None = None
@@ -133,6 +145,7 @@ class Warp(Node):
         self.granted_window = window
         # Stats.
         self.requests = 0
+        self.configures = 0
         self.outputs = 0
         self.failures = 0
         self.timeouts = 0
@@ -189,7 +202,14 @@ class Warp(Node):
 
     async def _connect(self) -> None:
         self._channel = make_channel(self._channel_target)
-        stream = RemoteStream(self._channel, self, self.where, DEFAULT_LIMITS)
+        if self.protocol == "auto":
+            self.protocol = await probe_protocol(self._channel, self.open_timeout, self.where)
+            log.info("%s: server speaks the %s protocol", self.where, self.protocol)
+        stream: RemoteStream | JuturnaTransport
+        if self.protocol == "juturna":
+            stream = JuturnaTransport(self._channel, self, self.where, self.timeout, DEFAULT_LIMITS)
+        else:
+            stream = RemoteStream(self._channel, self, self.where, DEFAULT_LIMITS)
         opened = await stream.open(self._open_frame(), self.open_timeout)
         self._stream = stream
         self._session_id = opened.session_id
@@ -203,35 +223,93 @@ class Warp(Node):
         )
 
     def update(self, message: Message[Any]) -> None:
+        self._take_slot()
+        seq = next(self._seq)
+        origin = self.origin
+        target = self.routes.get(origin, "") if self.routes else ""
+        item: EncodedItem | JuturnaItem
+        if self.protocol == "juturna":
+            item = encode_juturna_request(seq, message, self.name, self.timeout, self.remote_config)
+        else:
+            item = encode_request(
+                seq,
+                message,
+                timeout_ms=int(self.timeout * 1000),
+                target=target,
+                origin=origin,
+                compression=self.compression,
+            )
+        self._send(_Pending(seq, item, time.perf_counter(), self._deadline(), message))
+        self.requests += 1
+
+    def set_on_config(self, prop: str, value: Any) -> None:
+        """Forward a runtime change to the remote node, after every request sent before it.
+
+        It travels as a ``Configure`` frame that takes a window slot and a seq like
+        a request; its ``Done`` or ``Failed`` is handled in request order, and a
+        failure follows ``on_error``.  In a remote group, ``prop`` may be
+        ``member.argument`` to reach a member other than the group's entry.
+        Against a Juturna service the change joins the configuration that travels
+        with every later request.
+        """
+        if self.protocol == "juturna":
+            self.remote_config = {**(self.remote_config or {}), prop: value}
+            self.configures += 1
+            return
+        node = ""
+        if self.graph and "." in prop:
+            member, _, rest = prop.partition(".")
+            if member in {n.get("name") for n in self.graph.get("nodes", [])}:
+                node, prop = member, rest
+        self._take_slot()
+        seq = next(self._seq)
+        frame = spb.ClientFrame()
+        configure = frame.configure
+        configure.seq = seq
+        configure.node = node
+        encoder = WireEncoder()
+        try:
+            encoder.value_map({prop: value}, configure.changes, "configure")
+        except WireError:
+            self._slots.release()
+            raise
+        change = f"{node + '.' if node else ''}{prop}={value!r}"
+        source = Message(ConfigPayload({prop: value}), creator=self.name)
+        self._send(
+            _Pending(
+                seq,
+                control_frame(frame, encoder),
+                time.perf_counter(),
+                self._deadline(),
+                source,
+                change=change,
+            )
+        )
+        self.configures += 1
+
+    def _take_slot(self) -> None:
+        """Wait for a window slot (backpressure); raises once the session or the node failed."""
         self._raise_fatal()
         while not self._slots.acquire(timeout=0.25):
             self._raise_fatal()
             if self._ended.is_set() and self._end_error is not None:
                 raise NodeError(self.name, str(self._end_error))
-        seq = next(self._seq)
-        origin = self.origin
-        target = self.routes.get(origin, "") if self.routes else ""
-        item = encode_request(
-            seq,
-            message,
-            timeout_ms=int(self.timeout * 1000),
-            target=target,
-            origin=origin,
-            compression=self.compression,
-        )
-        now = time.monotonic()
-        pending = _Pending(seq, item, time.perf_counter(), now + self.timeout, message)
+
+    def _deadline(self) -> float:
+        return time.monotonic() + self.timeout
+
+    def _send(self, pending: _Pending) -> None:
+        """Track ``pending`` (its slot already taken) and queue its frame on the stream."""
         with self._cond:
             if self._ended.is_set():
                 self._slots.release()
                 raise NodeError(
                     self.name, str(self._end_error or f"{self.where}: session has ended")
                 )
-            self._pending[seq] = pending
-        self.requests += 1
+            self._pending[pending.seq] = pending
         stream = self._stream
         assert stream is not None
-        client_loop().call(stream.send, item)
+        client_loop().call(stream.send, pending.item)
 
     def flush(self) -> None:
         """Wait for every request to finish, half-close, and deliver what the server flushes."""
@@ -371,9 +449,12 @@ class Warp(Node):
         if pending.state == _TIMEOUT:
             self.timeouts += 1
         self.failures += 1
-        detail = (
-            f"request {pending.seq} (message {pending.meta_source.id}) failed: {pending.detail}"
+        what = (
+            f"configure {pending.change}"
+            if pending.change
+            else f"request {pending.seq} (message {pending.meta_source.id})"
         )
+        detail = f"{what} failed: {pending.detail}"
         if self.on_error == "emit":
             error = ObjectPayload(
                 {
@@ -420,6 +501,7 @@ class Warp(Node):
             "window": self.granted_window,
             "in_flight": len(self._pending),
             "requests": self.requests,
+            "configures": self.configures,
             "outputs": self.outputs,
             "failures": self.failures,
             "timeouts": self.timeouts,

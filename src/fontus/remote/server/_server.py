@@ -30,6 +30,7 @@ from ._catalogue import Catalogue, Plan, Refusal
 from ._config import ServerConfig
 from ._describe import describe_specs, fill_node_info
 from ._hosted import HostedGraph, HostedNode
+from ._juturna import JuturnaService
 from ._session import ServerSession, StreamEnd
 from ._worker import GraphWorker
 
@@ -57,7 +58,7 @@ class RemoteServer:
         self._health = HealthServicer()
         self._session_tasks: set[asyncio.Task[Any]] = set()
         self._closed_sessions: list[ServerSession] = []
-        self.extra_handlers: list[grpc.GenericRpcHandler] = []
+        self.juturna = JuturnaService(self)
 
     # -- lifecycle -----------------------------------------------------------------
     async def start(self) -> int:
@@ -86,7 +87,7 @@ class RemoteServer:
             ),
         }
         server.add_generic_rpc_handlers(
-            (grpc.method_handlers_generic_handler(SERVICE, handlers), *self.extra_handlers)
+            (grpc.method_handlers_generic_handler(SERVICE, handlers), self.juturna.handler())
         )
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         reflection.enable_server_reflection(
@@ -147,6 +148,7 @@ class RemoteServer:
     async def stop(self, grace_s: float = 0.0) -> None:
         if self._server is not None:
             await self._server.stop(grace_s)
+        await self.juturna.close()
         for worker in self._shared.values():
             worker.shared = False  # so that the worker destroys the shared graph
             worker.stop()

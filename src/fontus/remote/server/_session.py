@@ -13,16 +13,24 @@ import itertools
 import logging
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ...core.errors import WireError
 from ...core.payloads import ConfigPayload
-from ...core.stats import LatencyWindow
 from .._arrays import CompressionConfig
-from .._frames import EncodedItem, decode_frame, item_decoder, join_results
+from .._frames import (
+    EncodedItem,
+    decode_frame,
+    encode_done,
+    encode_failed,
+    encode_output,
+    item_decoder,
+    join_results,
+)
 from .._limits import WireLimits
 from .._wire.v1 import session_pb2 as spb
+from ._stats import SessionStats
 from ._worker import GraphWorker, Work
 
 __all__ = ["MAX_COALESCE_BYTES", "MAX_COALESCE_ITEMS", "ServerSession", "SessionStats", "StreamEnd"]
@@ -35,23 +43,6 @@ MAX_COALESCE_ITEMS = 256
 MAX_COALESCE_BYTES = 4 * 1024 * 1024
 
 _ids = itertools.count(1)
-
-
-@dataclass
-class SessionStats:
-    requests: int = 0
-    outputs: int = 0
-    failures: int = 0
-    deadline_missed: int = 0
-    bytes_in: int = 0
-    bytes_out: int = 0
-    latency: LatencyWindow = field(default_factory=LatencyWindow)
-
-    def record(self, compute_s: float, failed: bool, outputs: int = 0) -> None:
-        self.latency.add(compute_s)
-        self.outputs += outputs
-        if failed:
-            self.failures += 1
 
 
 @dataclass(frozen=True)
@@ -101,6 +92,15 @@ class ServerSession:
         self.plan: Any = None
 
     # -- called from the worker thread -----------------------------------------
+    def output(self, seq: int, exit_name: str, message: Any) -> None:
+        self.push(encode_output(seq, message, exit_name, self.compression))
+
+    def done(self, seq: int, queue_s: float, compute_s: float, outputs: int) -> None:
+        self.push(encode_done(seq, queue_s, compute_s, outputs))
+
+    def failed(self, seq: int, code: int, detail: str) -> None:
+        self.push(encode_failed(seq, code, detail))
+
     def push(self, item: EncodedItem | StreamEnd | bytes) -> None:
         self.loop.call_soon_threadsafe(self.results.put_nowait, item)
 

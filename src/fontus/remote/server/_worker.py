@@ -3,7 +3,7 @@
 Node code is synchronous; the gRPC side runs on an asyncio loop.  This is
 the bridge: sessions submit work (requests, configure, close) in order, the
 worker runs it and hands encoded results back to each session, which queues
-them for its writer on the loop (``ServerSession.push`` is thread-safe).
+them for its writer on the loop (``SessionSink.push`` is thread-safe).
 Encoding outputs happens here, off the event loop.
 """
 
@@ -14,19 +14,30 @@ import queue
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ...core.errors import WireError
 from ...core.message import Message
 from ...core.payloads import ConfigPayload
-from .._frames import encode_done, encode_failed, encode_output
 from .._wire.v1 import session_pb2 as spb
 from ._hosted import HostedGraph
+from ._stats import SessionStats
 
-if TYPE_CHECKING:
-    from ._session import ServerSession
 
-__all__ = ["GraphWorker", "Work"]
+class SessionSink(Protocol):
+    """What the worker reports to: a Fontus stream session or a Juturna caller."""
+
+    id: str
+    entry_name: str
+    stats: SessionStats
+
+    def output(self, seq: int, exit_name: str, message: Message[Any]) -> None: ...
+    def done(self, seq: int, queue_s: float, compute_s: float, outputs: int) -> None: ...
+    def failed(self, seq: int, code: int, detail: str) -> None: ...
+    def finish(self, code: str = "", detail: str = "") -> None: ...
+
+
+__all__ = ["GraphWorker", "SessionSink", "Work"]
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +45,7 @@ log = logging.getLogger(__name__)
 @dataclass(slots=True)
 class Work:
     kind: str  # "request", "configure", "close" (client half-close), "drained" (server drain)
-    session: ServerSession
+    session: SessionSink
     seq: int = 0
     target: str = ""
     decode: Any = None  # () -> Message, run on the worker
@@ -51,7 +62,7 @@ class GraphWorker:
         self.shared = shared
         self.queue: queue.SimpleQueue[Work | None] = queue.SimpleQueue()
         self.thread = threading.Thread(target=self._run, name=f"fontus-worker-{name}", daemon=True)
-        self._current: ServerSession | None = None
+        self._current: SessionSink | None = None
         self._outputs = 0
         graph.bind(self._on_output)
 
@@ -72,7 +83,7 @@ class GraphWorker:
         self._outputs += 1
         if seq == 0:
             session.stats.outputs += 1  # outputs of update() are counted with their request
-        session.push(encode_output(seq, message, exit_name, session.compression))
+        session.output(seq, exit_name, message)
 
     def _run(self) -> None:
         while True:
@@ -99,9 +110,7 @@ class GraphWorker:
                     )
             except Exception as exc:
                 log.exception("session %s: worker error", session.id)
-                session.push(
-                    encode_failed(work.seq, spb.FAIL_NODE_ERROR, f"{type(exc).__name__}: {exc}")
-                )
+                session.failed(work.seq, spb.FAIL_NODE_ERROR, f"{type(exc).__name__}: {exc}")
                 if work.kind == "close":
                     session.finish()
 
@@ -111,18 +120,16 @@ class GraphWorker:
         queued = start - work.arrival
         if work.deadline and start > work.deadline:
             session.stats.deadline_missed += 1
-            session.push(
-                encode_failed(
-                    work.seq,
-                    spb.FAIL_DEADLINE_EXCEEDED,
-                    f"deadline passed {1000 * (start - work.deadline):.0f} ms before the request's turn",
-                )
+            session.failed(
+                work.seq,
+                spb.FAIL_DEADLINE_EXCEEDED,
+                f"deadline passed {1000 * (start - work.deadline):.0f} ms before the request's turn",
             )
             return
         try:
             message = work.decode()
         except WireError as exc:
-            session.push(encode_failed(work.seq, spb.FAIL_INVALID_MESSAGE, str(exc)))
+            session.failed(work.seq, spb.FAIL_INVALID_MESSAGE, str(exc))
             return
         self._outputs = 0
         t0 = time.perf_counter()
@@ -132,17 +139,15 @@ class GraphWorker:
             compute = time.perf_counter() - t0
             session.stats.record(compute, failed=True)
             name = work.target or session.entry_name
-            session.push(
-                encode_failed(
-                    work.seq,
-                    spb.FAIL_NODE_ERROR,
-                    f"node '{name}': update() raised {type(exc).__name__}: {exc}",
-                )
+            session.failed(
+                work.seq,
+                spb.FAIL_NODE_ERROR,
+                f"node '{name}': update() raised {type(exc).__name__}: {exc}",
             )
             return
         compute = time.perf_counter() - t0
         session.stats.record(compute, failed=False, outputs=self._outputs)
-        session.push(encode_done(work.seq, queued, compute, self._outputs))
+        session.done(work.seq, queued, compute, self._outputs)
 
     def _configure(self, work: Work) -> None:
         session = work.session
@@ -150,13 +155,11 @@ class GraphWorker:
         try:
             self.graph.configure(work.seq, work.target, work.changes)
         except Exception as exc:  # noqa: BLE001 - reported to the client as this seq's failure
-            session.push(
-                encode_failed(
-                    work.seq,
-                    spb.FAIL_NODE_ERROR,
-                    f"node '{work.target or session.entry_name}': set_on_config raised "
-                    f"{type(exc).__name__}: {exc}",
-                )
+            session.failed(
+                work.seq,
+                spb.FAIL_NODE_ERROR,
+                f"node '{work.target or session.entry_name}': set_on_config raised "
+                f"{type(exc).__name__}: {exc}",
             )
             return
-        session.push(encode_done(work.seq, 0.0, 0.0, 0))
+        session.done(work.seq, 0.0, 0.0, 0)
