@@ -63,9 +63,12 @@ CORE_API = [
     "SyncConfig",
     "VideoPayload",
     "WireError",
+    "clear_resources",
     "default_registry",
     "load_pipeline",
     "parse_pipeline",
+    "release_resource",
+    "shared_resource",
     "validate_pipeline",
 ]
 

@@ -41,6 +41,7 @@ from .payloads import (
 )
 from .pipeline import Pipeline, PipelineResult
 from .registry import NodeSpec, Registry, default_registry
+from .resources import clear_resources, release_resource, shared_resource
 from .stats import NodeStatsSnapshot
 from .validate import validate_pipeline
 
@@ -84,8 +85,11 @@ __all__ = [
     "SyncConfig",
     "VideoPayload",
     "WireError",
+    "clear_resources",
     "default_registry",
     "load_pipeline",
     "parse_pipeline",
+    "release_resource",
+    "shared_resource",
     "validate_pipeline",
 ]
