@@ -7,11 +7,17 @@ interop test is reported as skipped with the reason; never passed silently.
 
 ``run_juturna(args, stdin)`` runs that interpreter with the repo's ``src`` on
 ``PYTHONPATH`` (Fontus is importable there, not installed) and returns stdout.
+
+``private_netns`` is the command prefix that runs a program in fresh user,
+network and PID namespaces (``unshare``), for servers that listen on every
+interface (Juturna's ``remotize``); the tests needing it are skipped, with the
+reason, where namespaces are not permitted.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -30,6 +36,14 @@ VENV_TIMEOUT_S = 480
 RUN_TIMEOUT_S = 60
 #: Per-test bound for interop tests; the first one may also wait for the venv to be created.
 INTEROP_TEST_TIMEOUT_S = VENV_TIMEOUT_S + 2 * RUN_TIMEOUT_S
+
+#: Creating namespaces and running ``true`` in them takes milliseconds.
+NETNS_PROBE_TIMEOUT_S = 10
+#: The namespaces a test server that listens on all interfaces runs in: a user namespace
+#: (root inside, so no privileges are needed outside), a network namespace with only lo,
+#: and a PID namespace so that everything started inside dies with its first process;
+#: --kill-child kills that process if unshare itself is killed (a test timeout).
+NETNS_PREFIX = ("unshare", "--user", "--map-root-user", "--net", "--pid", "--fork", "--kill-child")
 
 RunJuturna = Callable[..., str]
 
@@ -77,21 +91,50 @@ def run_juturna(juturna_python: str, tmp_path_factory: pytest.TempPathFactory) -
     env["PYTHONDONTWRITEBYTECODE"] = "1"  # leave no 3.12 caches in the source tree
     workdir = tmp_path_factory.mktemp("juturna")
 
-    def run(args: list[str], stdin: str | None = None) -> str:
+    def run(
+        args: list[str],
+        stdin: str | None = None,
+        *,
+        cwd: str | Path | None = None,
+        timeout: float = RUN_TIMEOUT_S,
+    ) -> str:
         try:
             done = subprocess.run(
                 [juturna_python, *args],
-                cwd=workdir,
+                cwd=cwd or workdir,
                 env=env,
                 input=stdin if stdin is not None else "",
                 capture_output=True,
                 text=True,
-                timeout=RUN_TIMEOUT_S,
+                timeout=timeout,
             )
         except subprocess.TimeoutExpired:
-            pytest.fail(f"Juturna-side run {args} did not finish within {RUN_TIMEOUT_S} s")
+            pytest.fail(f"Juturna-side run {args} did not finish within {timeout} s")
         if done.returncode != 0:
             pytest.fail(f"Juturna-side run {args} failed (exit {done.returncode}):\n{done.stderr}")
         return done.stdout
 
     return run
+
+
+@pytest.fixture(scope="session")
+def private_netns() -> list[str]:
+    """The ``unshare`` command prefix for a private network namespace; skips if not permitted."""
+    if shutil.which(NETNS_PREFIX[0]) is None:
+        pytest.skip("live Juturna server tests need 'unshare' (util-linux) for a private network")
+    try:
+        done = subprocess.run(
+            [*NETNS_PREFIX, "true"],
+            capture_output=True,
+            text=True,
+            timeout=NETNS_PROBE_TIMEOUT_S,
+            stdin=subprocess.DEVNULL,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.skip(f"creating namespaces did not finish within {NETNS_PROBE_TIMEOUT_S} s")
+    if done.returncode != 0:
+        pytest.skip(
+            "live Juturna server tests need user and network namespaces (Juturna listens on all "
+            f"interfaces, so it only runs in a private network): {done.stderr.strip()}"
+        )
+    return list(NETNS_PREFIX)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from rich.table import Table
 
@@ -23,6 +24,32 @@ def _configure(parser: argparse.ArgumentParser) -> None:
         p.add_argument(
             "--timeout", type=float, default=10.0, metavar="S", help="seconds to wait (default 10)"
         )
+        _add_security_options(p)
+
+
+def _add_security_options(parser: argparse.ArgumentParser) -> None:
+    tls = parser.add_argument_group("TLS and tokens (any --tls* option turns TLS on)")
+    tls.add_argument("--tls", action="store_true", help="TLS with the system's root certificates")
+    tls.add_argument("--tls-ca", default="", metavar="FILE", help="CA of the server's certificate")
+    tls.add_argument("--tls-cert", default="", metavar="FILE", help="client certificate (mTLS)")
+    tls.add_argument("--tls-key", default="", metavar="FILE", help="client private key (mTLS)")
+    tls.add_argument(
+        "--tls-server-name", default="", metavar="NAME", help="name expected in the certificate"
+    )
+    tls.add_argument(
+        "--token-env", default="", metavar="VAR", help="environment variable holding the token"
+    )
+
+
+def _security(args: argparse.Namespace) -> dict[str, Any]:
+    """Keyword arguments of the admin calls for the TLS and token options."""
+    from ..remote._security import TLSConfig, channel_credentials, token_metadata
+
+    kwargs: dict[str, Any] = {"metadata": token_metadata(args.token_env)}
+    if args.tls or args.tls_ca or args.tls_cert or args.tls_key or args.tls_server_name:
+        tls = TLSConfig(args.tls_ca, args.tls_cert, args.tls_key, args.tls_server_name)
+        kwargs["credentials"], kwargs["extra_options"] = channel_credentials(tls)
+    return kwargs
 
 
 def _remote(args: argparse.Namespace) -> int:
@@ -30,7 +57,7 @@ def _remote(args: argparse.Namespace) -> int:
 
     console = _render.make_console()
     if args.remote_command == "describe":
-        d = describe(args.target, args.timeout)
+        d = describe(args.target, args.timeout, **_security(args))
         console.print(
             f"{d.target}: fontus {d.server_version}, hosting {d.hosting}, {d.session_mode} sessions "
             f"({d.active_sessions}/{d.max_sessions} active), max window {d.max_window}, "
@@ -46,7 +73,7 @@ def _remote(args: argparse.Namespace) -> int:
                 table.add_row(a.name, a.type, "required" if a.required else repr(a.default), a.help)
             console.print(table)
         return EXIT_OK
-    s = server_stats(args.target, args.timeout)
+    s = server_stats(args.target, args.timeout, **_security(args))
     console.print(
         f"{s.target}: up {s.uptime_s:.0f}s, {s.active_sessions} active sessions "
         f"({s.sessions_total} since start), {s.requests_total} requests, {s.failures_total} failures"

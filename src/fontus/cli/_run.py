@@ -45,6 +45,13 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-q", "--quiet", action="store_true", help="no live view and no final summary"
     )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=0,
+        metavar="P",
+        help="expose Prometheus metrics of the running pipeline on http://127.0.0.1:P/metrics",
+    )
 
 
 class _Supervisor:
@@ -128,6 +135,18 @@ def _live_refresh(live: Live, pipeline: Pipeline, console: Console) -> Callable[
 
 def _run(args: argparse.Namespace) -> int:
     pipeline = Pipeline.from_file(args.pipeline, args.overrides)
+    if not args.metrics_port:
+        return _run_pipeline(args, pipeline)
+    from ..metrics import serve_pipeline_metrics  # prometheus-client is optional
+
+    endpoint = serve_pipeline_metrics(pipeline, args.metrics_port)
+    if not args.quiet:
+        print(f"fontus: metrics on {endpoint.url}", file=sys.stderr, flush=True)
+    with endpoint:
+        return _run_pipeline(args, pipeline)
+
+
+def _run_pipeline(args: argparse.Namespace, pipeline: Pipeline) -> int:
     console = _render.make_console()
     show_live = console.is_terminal and not args.quiet
     with StopSignals() as signals:

@@ -25,6 +25,16 @@ def _non_negative(text: str) -> float:
     return value
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text!r}")
+    return value
+
+
 def _add_server_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
@@ -43,7 +53,7 @@ def _add_server_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--max-message-mb",
-        type=int,
+        type=_positive_int,
         default=100,
         metavar="N",
         help="largest gRPC message in MiB (default 100, as Juturna)",
@@ -54,6 +64,20 @@ def _add_server_options(parser: argparse.ArgumentParser) -> None:
         default=256,
         metavar="N",
         help="largest window granted to a client (default 256)",
+    )
+    parser.add_argument(
+        "--max-array-elements",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="largest number of elements in one received array (default 2**27 = 134217728)",
+    )
+    parser.add_argument(
+        "--max-depth",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="deepest nesting of batches, maps and lists in a received message (default 24, at most 28)",
     )
     parser.add_argument(
         "--grace",
@@ -92,7 +116,12 @@ def _add_server_options(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=0,
         metavar="P",
-        help="expose Prometheus metrics on this port (127.0.0.1)",
+        help="expose Prometheus metrics on http://METRICS_HOST:P/metrics",
+    )
+    parser.add_argument(
+        "--metrics-host",
+        default="127.0.0.1",
+        help="address of the metrics endpoint (default 127.0.0.1; another one needs --insecure)",
     )
 
 
@@ -148,10 +177,21 @@ def _tokens(args: argparse.Namespace) -> tuple[str, ...]:
     return tuple(tokens)
 
 
+def _limit_overrides(args: argparse.Namespace) -> dict[str, int]:
+    """WireLimits fields given on the command line; an array is never larger than a message."""
+    given = {"max_array_bytes": args.max_message_mb * 1024 * 1024}
+    if args.max_array_elements is not None:
+        given["max_array_elements"] = args.max_array_elements
+    if args.max_depth is not None:
+        given["max_depth"] = args.max_depth
+    return given
+
+
 def _serve(
     args: argparse.Namespace, *, node: str | None = None, node_config: dict[str, Any] | None = None
 ) -> int:
-    from ..remote.server import Catalogue, ServerConfig, run_server  # grpc only when serving
+    from ..remote import WireLimits  # grpc only when serving
+    from ..remote.server import Catalogue, ServerConfig, run_server
 
     registry = default_registry()
     for folder in args.plugins:
@@ -181,6 +221,7 @@ def _serve(
         max_sessions=args.max_sessions,
         max_message_mb=args.max_message_mb,
         max_window=args.max_window,
+        limits=WireLimits(**_limit_overrides(args)),
         grace_s=args.grace,
         insecure=args.insecure,
         tls_cert=args.tls_cert,
@@ -188,6 +229,7 @@ def _serve(
         tls_client_ca=args.tls_client_ca,
         tokens=_tokens(args),
         metrics_port=args.metrics_port,
+        metrics_host=args.metrics_host,
     )
     run_server(catalogue, config)
     return EXIT_OK

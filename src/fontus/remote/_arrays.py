@@ -119,7 +119,7 @@ def _compress(algorithm: str, data: Any, level: int) -> bytes:
     return bytes(lz4.block.compress(data, store_size=False))
 
 
-def _decompress(algorithm: str, data: Any, raw_size: int) -> bytes:
+def _decompress(algorithm: str, data: Any, raw_size: int, where: str) -> bytes:
     try:
         if algorithm == "zstd":
             import zstandard
@@ -129,7 +129,7 @@ def _decompress(algorithm: str, data: Any, raw_size: int) -> bytes:
             declared = zstandard.frame_content_size(data)  # -1 when the header does not say
             if declared not in (-1, raw_size):
                 raise WireError(
-                    f"array: zstd frame declares {declared} bytes but raw_size says {raw_size}"
+                    f"{where}: zstd frame declares {declared} bytes but raw_size says {raw_size}"
                 )
             out = zstandard.ZstdDecompressor().decompress(data, max_output_size=raw_size)
         else:
@@ -138,16 +138,16 @@ def _decompress(algorithm: str, data: Any, raw_size: int) -> bytes:
             out = lz4.block.decompress(data, uncompressed_size=raw_size)
     except ImportError:
         raise WireError(
-            f"array is {algorithm}-compressed but the library is not installed here; "
+            f"{where}: array is {algorithm}-compressed but the library is not installed here; "
             "pip install 'fontus[compression]'"
         ) from None
     except WireError:
         raise
     except Exception as exc:  # noqa: BLE001 - library errors become one WireError
-        raise WireError(f"array: {algorithm} data is corrupt: {exc}") from None
+        raise WireError(f"{where}: {algorithm} data is corrupt: {exc}") from None
     if len(out) != raw_size:
         raise WireError(
-            f"array: {algorithm} data decompressed to {len(out)} bytes but raw_size says {raw_size}"
+            f"{where}: {algorithm} data decompressed to {len(out)} bytes but raw_size says {raw_size}"
         )
     return bytes(out)
 
@@ -287,7 +287,7 @@ def decode_array(
             raise WireError(
                 f"{where}: raw_size {source.raw_size} does not equal dtype x shape = {expected} bytes"
             )
-        data = _decompress(name, data, expected)
+        data = _decompress(name, data, expected, where)
     if len(data) != expected:
         raise WireError(
             f"{where}: {len(data)} bytes do not match dtype {dtype.str} x shape {shape} = {expected} bytes"

@@ -58,6 +58,9 @@ def channel_options(
         ("grpc.keepalive_timeout_ms", KEEPALIVE_TIMEOUT_MS),
         ("grpc.keepalive_permit_without_calls", 1),
         ("grpc.http2.max_pings_without_data", 0),
+        # gRPC otherwise spaces pings minutes apart, which defeats the keepalive bound.
+        ("grpc.http2.min_time_between_pings_ms", KEEPALIVE_TIME_MS // 2),
+        ("grpc.http2.min_ping_interval_without_data_ms", KEEPALIVE_TIME_MS // 2),
         # Reconnect quickly after a replica restarts (gRPC's default backoff grows to 120 s).
         ("grpc.initial_reconnect_backoff_ms", 200),
         ("grpc.max_reconnect_backoff_ms", 2000),
@@ -75,10 +78,16 @@ def channel_options(
 
 
 def make_channel(
-    target: str, credentials: grpc.ChannelCredentials | None = None, **kwargs: Any
+    target: str,
+    credentials: grpc.ChannelCredentials | None = None,
+    *,
+    extra_options: Sequence[tuple[str, Any]] = (),
+    **kwargs: Any,
 ) -> grpc.aio.Channel:
+    """A channel to ``target``: TLS when ``credentials`` are given (with their
+    ``extra_options``, e.g. a server name override, from ``channel_credentials``)."""
     balanced = target.startswith(("ipv4:", "ipv6:", "dns:"))
-    options = channel_options(balanced=balanced, **kwargs)
+    options = [*channel_options(balanced=balanced, **kwargs), *extra_options]
     if credentials is not None:
         return grpc.aio.secure_channel(target, credentials, options=options)
     return grpc.aio.insecure_channel(target, options=options)

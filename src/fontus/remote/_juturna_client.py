@@ -104,6 +104,7 @@ class JuturnaTransport:
         self.bytes_out = 0
         self.bytes_in = 0
         self._closed = False
+        self._warned_outputs = False
 
     async def open(self, open_frame: bytes, timeout: float) -> Any:
         try:
@@ -163,6 +164,17 @@ class JuturnaTransport:
             return
         if message is not None:
             sink.on_output(item.seq, "", lambda: message)
+        emitted = metadata.get("outputs")
+        if isinstance(emitted, float) and emitted > 1 and not self._warned_outputs:
+            # A Fontus server answering on Juturna's wire says how many outputs the node
+            # made; the wire carries one, so say once that the rest do not arrive.
+            self._warned_outputs = True
+            log.warning(
+                "%s: the remote node emitted %d outputs for one request; Juturna's protocol "
+                "carries only the first. Use protocol 'fontus' to receive them all",
+                self.where,
+                int(emitted),
+            )
         compute = float(metadata.get("processing_time", 0.0) or 0.0)
         sink.on_done(item.seq, 0.0, compute, 1 if message is not None else 0)
 

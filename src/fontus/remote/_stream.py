@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any, Protocol
 
 import grpc
 
-from ..core.errors import RemoteError, WireError
+from ..core.errors import RemoteError, RemoteUnavailable, WireError
 from ._errors import from_status
 from ._frames import EncodedItem, decode_frame, item_decoder, join_requests
 from ._limits import WireLimits
@@ -47,6 +48,7 @@ class RemoteStream:
         where: str,
         limits: WireLimits,
         metadata: tuple[tuple[str, str], ...] = (),
+        liveness_s: float = 0.0,
     ) -> None:
         self.channel = channel
         self.sink = sink
@@ -59,6 +61,10 @@ class RemoteStream:
         self.bytes_out = 0
         self.bytes_in = 0
         self._tasks: list[asyncio.Task[Any]] = []
+        #: Seconds of server silence that end the stream (0: rely on gRPC keepalive only).
+        self.liveness_s = liveness_s
+        self.last_heard = 0.0
+        self._dead: RemoteError | None = None
 
     async def open(self, open_frame: bytes, timeout: float) -> Any:
         """Send Open and wait for Opened; raises the mapped RemoteError on refusal."""
@@ -86,10 +92,13 @@ class RemoteStream:
         if frame.WhichOneof("kind") != "opened":
             raise RemoteError(f"{self.where}: server answered Open with {frame.WhichOneof('kind')}")
         self.opened = frame.opened
+        self.last_heard = time.monotonic()
         self._tasks = [
             asyncio.create_task(self._send_loop()),
             asyncio.create_task(self._recv_loop()),
         ]
+        if self.liveness_s > 0:
+            self._tasks.append(asyncio.create_task(self._watchdog()))
         return frame.opened
 
     async def _status_error(self) -> RemoteError:
@@ -158,6 +167,7 @@ class RemoteStream:
                         error = await self._status_error()
                     break
                 self.bytes_in += len(data)
+                self.last_heard = time.monotonic()  # any frame, heartbeats included
                 frame = spb.ServerFrame()
                 decoder = decode_frame(data, frame, self.limits)
                 kind = frame.WhichOneof("kind")
@@ -174,9 +184,9 @@ class RemoteStream:
                 elif kind == "draining":
                     sink.on_draining(frame.draining.grace_s)
         except asyncio.CancelledError:
-            error = RemoteError(f"{self.where}: session cancelled")
+            error = self._dead or RemoteError(f"{self.where}: session cancelled")
         except grpc.aio.AioRpcError as exc:
-            error = from_status(exc.code(), exc.details(), self.where)
+            error = self._dead or from_status(exc.code(), exc.details(), self.where)
         except WireError as exc:
             error = RemoteError(f"{self.where}: malformed result frame: {exc}")
             self.call.cancel()
@@ -184,6 +194,24 @@ class RemoteStream:
             error = RemoteError(f"{self.where}: session failed: {type(exc).__name__}: {exc}")
             self.call.cancel()
         sink.on_end(error)
+
+    async def _watchdog(self) -> None:
+        """End the stream when the server has been silent longer than ``liveness_s``.
+
+        The server sends heartbeats when it has nothing else to say, so silence
+        means a frozen process or a dead network, even while the node is busy.
+        """
+        period = min(0.5, self.liveness_s / 4)
+        while True:
+            await asyncio.sleep(period)
+            silent = time.monotonic() - self.last_heard
+            if silent > self.liveness_s:
+                self._dead = RemoteUnavailable(
+                    f"{self.where}: server silent for {silent:.1f}s (no heartbeat within "
+                    f"keepalive {self.liveness_s:.1f}s): frozen process or dead network"
+                )
+                self.call.cancel()
+                return
 
     def cancel(self) -> None:
         for task in self._tasks:

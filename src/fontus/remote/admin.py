@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,10 +69,17 @@ class ServerStats:
 
 
 def _call(
-    target: str, method: str, request: Any, reply_type: Any, timeout: float, credentials: Any
+    target: str,
+    method: str,
+    request: Any,
+    reply_type: Any,
+    timeout: float,
+    credentials: Any,
+    metadata: Sequence[tuple[str, str]],
+    extra_options: Sequence[tuple[str, Any]],
 ) -> Any:
     address = normalise_target(target)
-    options = channel_options()
+    options = [*channel_options(), *extra_options]
     channel = (
         grpc.secure_channel(address, credentials, options=options)
         if credentials is not None
@@ -83,7 +91,7 @@ def _call(
             request_serializer=type(request).SerializeToString,
             response_deserializer=reply_type.FromString,
         )
-        return rpc(request, timeout=timeout, wait_for_ready=False)
+        return rpc(request, timeout=timeout, metadata=metadata or None, wait_for_ready=False)
     except grpc.RpcError as exc:
         raise from_status(exc.code(), exc.details(), f"server {target}") from None
     finally:
@@ -91,10 +99,27 @@ def _call(
 
 
 def describe(
-    target: str, timeout: float = ADMIN_TIMEOUT_S, credentials: Any = None
+    target: str,
+    timeout: float = ADMIN_TIMEOUT_S,
+    credentials: grpc.ChannelCredentials | None = None,
+    metadata: Sequence[tuple[str, str]] = (),
+    extra_options: Sequence[tuple[str, Any]] = (),
 ) -> ServerDescription:
-    """What ``target`` hosts: marks with their arguments, session mode, limits."""
-    reply = _call(target, "Describe", spb.DescribeRequest(), spb.Description, timeout, credentials)
+    """What ``target`` hosts: marks with their arguments, session mode, limits.
+
+    ``credentials`` and ``extra_options`` (TLS) come from ``channel_credentials``,
+    ``metadata`` (a bearer token) from ``token_metadata``.
+    """
+    reply = _call(
+        target,
+        "Describe",
+        spb.DescribeRequest(),
+        spb.Description,
+        timeout,
+        credentials,
+        metadata,
+        extra_options,
+    )
     decoder = WireDecoder([])
     marks = tuple(
         MarkInfo(
@@ -129,10 +154,23 @@ def describe(
 
 
 def server_stats(
-    target: str, timeout: float = ADMIN_TIMEOUT_S, credentials: Any = None
+    target: str,
+    timeout: float = ADMIN_TIMEOUT_S,
+    credentials: grpc.ChannelCredentials | None = None,
+    metadata: Sequence[tuple[str, str]] = (),
+    extra_options: Sequence[tuple[str, Any]] = (),
 ) -> ServerStats:
-    """Counters and latency quantiles of ``target``, per session and node."""
-    reply = _call(target, "Stats", spb.StatsRequest(), spb.StatsReply, timeout, credentials)
+    """Counters and latency quantiles of ``target``, per session and node (security as ``describe``)."""
+    reply = _call(
+        target,
+        "Stats",
+        spb.StatsRequest(),
+        spb.StatsReply,
+        timeout,
+        credentials,
+        metadata,
+        extra_options,
+    )
     nodes = tuple(
         {
             "session": n.session_id,

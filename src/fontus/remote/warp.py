@@ -23,11 +23,11 @@ from ..core.payloads import ConfigPayload, ObjectPayload
 from ..core.stats import LatencyWindow
 from ._arrays import CompressionConfig
 from ._channel import make_channel, normalise_target
+from ._connection import Connection
 from ._frames import EncodedItem, control_frame, encode_request
 from ._juturna_client import JuturnaItem, JuturnaTransport, encode_juturna_request, probe_protocol
 from ._limits import DEFAULT_LIMITS
 from ._loop import client_loop
-from ._stream import RemoteStream
 from ._wire.v1 import session_pb2 as spb
 from .codec import WireEncoder
 
@@ -38,6 +38,9 @@ log = logging.getLogger(__name__)
 #: How long ``warmup`` waits for the server to answer Open: long enough for a
 #: model-loading warmup on the server, short enough to fail a pipeline start clearly.
 DEFAULT_OPEN_TIMEOUT_S = 30.0
+#: A frozen or unreachable server is taken as dead after this much silence; the
+#: server's heartbeats come every quarter of it, so one lost frame is not enough.
+DEFAULT_KEEPALIVE_S = 4.0
 #: How long ``flush`` waits for the server to finish after the last request.
 FLUSH_TIMEOUT_S = 60.0
 
@@ -61,6 +64,8 @@ class _Pending:
     done_at: float = 0.0
     #: For a Configure: the change, as ``prop=value``.
     change: str = ""
+    #: Index of the connection (of ``streams``) the request went to.
+    conn: int = 0
 
 
 class Warp(Node):
@@ -80,6 +85,10 @@ class Warp(Node):
         grpc_port: Juturna form of target (with grpc_host).
         remote_config: Juturna form of the node's configuration.
         protocol: fontus, juturna (an upstream 'juturna remotize'), or auto (ask the server); default fontus, or auto for the grpc_host form.
+        streams: sessions to open (on different replicas where possible); requests of a stateless node are spread across them, outputs keep their order.
+        tls: TLS settings, paths only: {ca, cert, key, server_name}.
+        token_env: environment variable holding the bearer token to present.
+        keepalive: seconds of server silence after which the session is taken as dead and moved (a frozen or unreachable server); the server sends heartbeats at a quarter of it.
     """
 
     mark: ClassVar[str] = "warp"
@@ -99,6 +108,10 @@ class Warp(Node):
         grpc_port: int = 0,
         remote_config: dict[str, Any] | None = None,
         protocol: Literal["", "fontus", "juturna", "auto"] = "",
+        streams: int = 1,
+        tls: dict[str, str] | None = None,
+        token_env: str = "",
+        keepalive: float = DEFAULT_KEEPALIVE_S,
     ) -> None:
         if not target and grpc_host:
             target = f"{grpc_host}:{grpc_port}"
@@ -108,6 +121,10 @@ class Warp(Node):
             raise ConfigError(f"warp: window must be >= 1, got {window}")
         if timeout <= 0:
             raise ConfigError(f"warp: timeout must be > 0 seconds, got {timeout}")
+        if not 0.5 <= keepalive <= 3600:
+            raise ConfigError(f"warp: keepalive must be 0.5..3600 seconds, got {keepalive}")
+        if not 1 <= streams <= 64:
+            raise ConfigError(f"warp: streams must be 1..64, got {streams}")
         self.target = target
         self.timeout = timeout
         self.window = window
@@ -128,13 +145,31 @@ class Warp(Node):
             else (dict(self.node_spec.get("configuration") or {}) or None)
         )
         self._channel_target = normalise_target(target)
+        self.streams = streams
+        self.keepalive = keepalive
+        self.tls = dict(tls) if tls else None
+        self.token_env = token_env
+        self._conns: list[Connection] = []
+        self._old_channels: list[Any] = []
+        self._credentials: Any = None
+        self._channel_options: list[tuple[str, Any]] = []
+        self._channel_made_at = 0.0
+        self._next_conn = 0
+        #: Configure frames sent, per connection, replayed after a reconnect.
+        self._config_history: list[tuple[int, int, Any]] = []
+        #: Seqs of replayed, already finished Configure frames: their answers are expected.
+        self._silent: set[int] = set()
+        #: Requests timed out here but not answered yet, by seq: their connection. The
+        #: server still counts them in its window, so their slots wait for the answer.
+        self._abandoned: dict[int, int] = {}
         # State shared by the node thread, the delivery thread and the client loop.
         self._cond = threading.Condition()
         self._pending: OrderedDict[int, _Pending] = OrderedDict()
         self._unsolicited: deque[tuple[str, Any]] = deque()
         self._slots = threading.Semaphore(window)
         self._seq = itertools.count(1)
-        self._stream: RemoteStream | JuturnaTransport | None = None
+        self._stream: JuturnaTransport | None = None
+        self._metadata: tuple[tuple[str, str], ...] = ()
         self._channel: Any = None
         self._ended = threading.Event()
         self._end_error: RemoteError | None = None
@@ -150,6 +185,7 @@ class Warp(Node):
         self.failures = 0
         self.timeouts = 0
         self.late = 0
+        self.discarded = 0
         self.rtt = LatencyWindow()
 
     # -- description ---------------------------------------------------------------
@@ -181,6 +217,7 @@ class Warp(Node):
         op.window = self.window
         op.protocol_version = 1
         op.compression = self.compression.algorithm
+        op.heartbeat_ms = int(self.keepalive * 1000 / 4)
         return encoder.finish(frame)
 
     # -- lifecycle -----------------------------------------------------------------
@@ -201,25 +238,47 @@ class Warp(Node):
         self._delivery.start()
 
     async def _connect(self) -> None:
-        self._channel = make_channel(self._channel_target)
+        credentials: Any = None
+        options: list[tuple[str, Any]] = []
+        if self.tls or self.token_env:
+            from ._security import TLSConfig, channel_credentials, token_metadata
+
+            if self.tls:
+                credentials, options = channel_credentials(TLSConfig.from_mapping(self.tls))
+            self._metadata = token_metadata(self.token_env) if self.token_env else ()
+        self._credentials, self._channel_options = credentials, options
+        self._channel = make_channel(self._channel_target, credentials, extra_options=options)
+        self._channel_made_at = time.monotonic()
         if self.protocol == "auto":
             self.protocol = await probe_protocol(self._channel, self.open_timeout, self.where)
             log.info("%s: server speaks the %s protocol", self.where, self.protocol)
-        stream: RemoteStream | JuturnaTransport
         if self.protocol == "juturna":
             stream = JuturnaTransport(self._channel, self, self.where, self.timeout, DEFAULT_LIMITS)
-        else:
-            stream = RemoteStream(self._channel, self, self.where, DEFAULT_LIMITS)
-        opened = await stream.open(self._open_frame(), self.open_timeout)
-        self._stream = stream
-        self._session_id = opened.session_id
-        if opened.window and opened.window < self.window:
-            # Server granted fewer slots: take the difference out of the semaphore.
-            for _ in range(self.window - opened.window):
+            await stream.open(b"", self.open_timeout)
+            self._stream = stream
+            self._session_id = "juturna"
+            return
+        self._conns = [
+            Connection(self, i, self._channel, self._metadata) for i in range(self.streams)
+        ]
+        try:
+            # One after the other: by the time the second opens, every replica's
+            # connection is up, so round robin spreads the sessions across replicas.
+            for conn in self._conns:
+                await conn.open(self.open_timeout)
+        except BaseException:
+            for conn in self._conns:
+                conn.cancel()
+            raise
+        self._session_id = ",".join(conn.session_id for conn in self._conns)
+        granted = min(conn.window or self.window for conn in self._conns) * len(self._conns)
+        if granted < self.window:
+            # The servers granted fewer slots: take the difference out of the semaphore.
+            for _ in range(self.window - granted):
                 self._slots.acquire()
-        self.granted_window = opened.window or self.window
+        self.granted_window = min(granted, self.window)
         log.info(
-            "%s: session %s open, window %d", self.where, opened.session_id, self.granted_window
+            "%s: session %s open, window %d", self.where, self._session_id, self.granted_window
         )
 
     def update(self, message: Message[Any]) -> None:
@@ -239,8 +298,23 @@ class Warp(Node):
                 origin=origin,
                 compression=self.compression,
             )
-        self._send(_Pending(seq, item, time.perf_counter(), self._deadline(), message))
+        pending = _Pending(seq, item, time.perf_counter(), self._deadline(), message)
+        if len(self._conns) > 1:
+            # Spread over the sessions, least loaded first; the tracker restores order.
+            pending.conn = self._least_loaded()
+        self._send(pending)
         self.requests += 1
+
+    def _least_loaded(self) -> int:
+        loads = [0] * len(self._conns)
+        with self._cond:
+            for p in self._pending.values():
+                loads[p.conn] += 1
+        open_ = [i for i, c in enumerate(self._conns) if c.state == "open"] or list(
+            range(len(loads))
+        )
+        self._next_conn = (self._next_conn + 1) % len(loads)
+        return min(open_, key=lambda i: (loads[i], (i - self._next_conn) % len(loads)))
 
     def set_on_config(self, prop: str, value: Any) -> None:
         """Forward a runtime change to the remote node, after every request sent before it.
@@ -261,30 +335,30 @@ class Warp(Node):
             member, _, rest = prop.partition(".")
             if member in {n.get("name") for n in self.graph.get("nodes", [])}:
                 node, prop = member, rest
-        self._take_slot()
-        seq = next(self._seq)
-        frame = spb.ClientFrame()
-        configure = frame.configure
-        configure.seq = seq
-        configure.node = node
-        encoder = WireEncoder()
-        try:
-            encoder.value_map({prop: value}, configure.changes, "configure")
-        except WireError:
-            self._slots.release()
-            raise
         change = f"{node + '.' if node else ''}{prop}={value!r}"
         source = Message(ConfigPayload({prop: value}), creator=self.name)
-        self._send(
-            _Pending(
-                seq,
-                control_frame(frame, encoder),
-                time.perf_counter(),
-                self._deadline(),
-                source,
-                change=change,
+        # Every session has its own node instance: each one gets the change.
+        for index in range(max(1, len(self._conns))):
+            self._take_slot()
+            seq = next(self._seq)
+            frame = spb.ClientFrame()
+            configure = frame.configure
+            configure.seq = seq
+            configure.node = node
+            encoder = WireEncoder()
+            try:
+                encoder.value_map({prop: value}, configure.changes, "configure")
+            except WireError:
+                self._slots.release()
+                raise
+            data = control_frame(frame, encoder)
+            with self._cond:
+                self._config_history.append((index, seq, data))
+            pending = _Pending(
+                seq, data, time.perf_counter(), self._deadline(), source, change=change
             )
-        )
+            pending.conn = index
+            self._send(pending)
         self.configures += 1
 
     def _take_slot(self) -> None:
@@ -306,10 +380,18 @@ class Warp(Node):
                 raise NodeError(
                     self.name, str(self._end_error or f"{self.where}: session has ended")
                 )
+            idle = not self._pending
             self._pending[pending.seq] = pending
-        stream = self._stream
-        assert stream is not None
-        client_loop().call(stream.send, pending.item)
+            if idle:
+                # The delivery thread idles in long waits: wake it to watch this deadline
+                # (later requests have later deadlines, so only the first needs this).
+                self._cond.notify_all()
+        if self._conns:
+            conn = self._conns[pending.conn]
+            client_loop().call(conn.send, pending.seq, pending.item)
+        else:
+            assert self._stream is not None
+            client_loop().call(self._stream.send, pending.item)
 
     def flush(self) -> None:
         """Wait for every request to finish, half-close, and deliver what the server flushes."""
@@ -319,8 +401,12 @@ class Warp(Node):
                 if time.monotonic() > deadline:
                     break
                 self._cond.wait(0.1)
-        if self._stream is not None and not self._ended.is_set():
-            client_loop().call(self._stream.send, None)
+        if not self._ended.is_set():
+            if self._conns:
+                for conn in self._conns:
+                    client_loop().call(conn.close)
+            elif self._stream is not None:
+                client_loop().call(self._stream.send, None)
             self._ended.wait(max(0.1, deadline - time.monotonic()))
         with self._cond:
             self._closing = True
@@ -333,13 +419,18 @@ class Warp(Node):
         with self._cond:
             self._closing = True
             self._cond.notify_all()
-        stream, channel = self._stream, self._channel
+        stream, channel, conns = self._stream, self._channel, list(self._conns)
+        old_channels = list(self._old_channels)
         if stream is not None or channel is not None:
             loop = client_loop()
 
             async def close() -> None:
+                for conn in conns:
+                    conn.cancel()
                 if stream is not None:
                     stream.cancel()
+                for old in old_channels:
+                    await old.close()
                 if channel is not None:
                     await channel.close()
 
@@ -365,7 +456,10 @@ class Warp(Node):
         with self._cond:
             pending = self._pending.get(seq)
             if pending is None or pending.state != _PENDING:
-                self.late += 1
+                if seq in self._silent:
+                    self._silent.discard(seq)
+                else:
+                    self._late_answer(seq)
                 return
             pending.state = _DONE
             pending.queue_s = queue_s
@@ -377,17 +471,100 @@ class Warp(Node):
         with self._cond:
             pending = self._pending.get(seq)
             if pending is None or pending.state != _PENDING:
-                self.late += 1
+                if seq in self._silent:
+                    self._silent.discard(seq)
+                    log.warning(
+                        "%s: replaying a configuration change failed: %s", self.where, detail
+                    )
+                else:
+                    self._late_answer(seq)
                 return
             pending.state = _FAILED
             pending.detail = f"{_FAIL_NAMES.get(code, 'failed')}: {detail}"
             self._cond.notify_all()
 
+    def _late_answer(self, seq: int) -> None:
+        """The answer to a request already reported (timed out): count it, free its slot."""
+        self.late += 1
+        if self._abandoned.pop(seq, None) is not None:
+            self._slots.release()
+
+    def _server_holds(self, index: int) -> bool:
+        """Whether connection ``index`` has a live session, which counts its requests."""
+        return not self._conns or self._conns[index].state in ("open", "closing")
+
+    def _release_abandoned(self, index: int | None = None) -> None:
+        """A session ended (connection ``index``, or all): it no longer counts those requests."""
+        for seq, conn in list(self._abandoned.items()):
+            if index is None or conn == index:
+                del self._abandoned[seq]
+                self._slots.release()
+
     def on_draining(self, grace_s: float) -> None:
         log.info("%s: server is draining (grace %.1fs)", self.where, grace_s)
 
+    # -- Connection callbacks (client loop) ---------------------------------------------
+    @property
+    def closing(self) -> bool:
+        return self._closing
+
+    def fresh_channel(self, broke_at: float) -> Any:
+        """A new channel for reconnecting after a frozen peer (one per incident).
+
+        The old channel is kept open (healthy sessions still use it) and closed in destroy.
+        """
+        if self._channel_made_at < broke_at:
+            self._old_channels.append(self._channel)
+            self._channel = make_channel(
+                self._channel_target, self._credentials, extra_options=self._channel_options
+            )
+            self._channel_made_at = time.monotonic()
+        return self._channel
+
+    def discard_partial(self, index: int) -> int:
+        """A stream broke: drop outputs received for its unfinished requests (they are replayed)."""
+        count = 0
+        with self._cond:
+            self._release_abandoned(index)
+            for pending in self._pending.values():
+                if pending.conn == index and pending.state == _PENDING and pending.outputs:
+                    count += len(pending.outputs)
+                    pending.outputs.clear()
+        return count
+
+    def replay_items(self, index: int) -> list[tuple[int, Any]]:
+        """What a re-opened session must receive, in seq order: every configuration change
+        sent on it (finished ones too: the new node instance needs them) and every
+        request without an answer."""
+        with self._cond:
+            items = {
+                p.seq: p.item
+                for p in self._pending.values()
+                if p.conn == index and p.state == _PENDING
+            }
+            for conn, seq, data in self._config_history:
+                if conn == index and seq not in items:
+                    items[seq] = data
+                    self._silent.add(seq)
+        return sorted(items.items())
+
+    def connection_closed(self, conn: Connection, error: RemoteError | None) -> None:
+        """A session ended for good (closed after flush, refused, or given up)."""
+        with self._cond:
+            self._release_abandoned(conn.index)
+            if error is not None:
+                self._end_error = error
+                for pending in self._pending.values():
+                    if pending.conn == conn.index and pending.state == _PENDING:
+                        pending.state = _FAILED
+                        pending.detail = str(error)
+            if all(c.state == "closed" for c in self._conns):
+                self._ended.set()
+            self._cond.notify_all()
+
     def on_end(self, error: RemoteError | None) -> None:
         with self._cond:
+            self._release_abandoned()
             self._end_error = error
             if error is not None:
                 log.warning("%s: session ended: %s", self.where, error)
@@ -404,6 +581,7 @@ class Warp(Node):
         while True:
             unsolicited: list[tuple[str, Any]] = []
             head: _Pending | None = None
+            held = False
             with cond:
                 while True:
                     if self._unsolicited:
@@ -418,6 +596,9 @@ class Warp(Node):
                             first.detail = f"no answer within timeout {self.timeout:.1f}s"
                         if first.state != _PENDING:
                             head = self._pending.pop(first.seq)
+                            held = head.state == _TIMEOUT and self._server_holds(head.conn)
+                            if held:
+                                self._abandoned[head.seq] = head.conn
                             break
                         cond.wait(min(0.5, max(0.0, first.deadline - now)))
                         continue
@@ -430,7 +611,8 @@ class Warp(Node):
                 try:
                     self._finish(head)
                 finally:
-                    self._slots.release()
+                    if not held:  # else freed by the late answer
+                        self._slots.release()
                     with cond:
                         cond.notify_all()
 
@@ -474,6 +656,10 @@ class Warp(Node):
             log.warning("node '%s': %s (on_error: skip)", self.name, detail)
 
     def _forward(self, exit_name: str, decode: Any, timers: dict[str, float] | None) -> None:
+        if self._fatal is not None:
+            # on_error: stop. As with a local node, nothing after the failure goes downstream.
+            self.discarded += 1
+            return
         try:
             message = decode()
         except Exception as exc:  # noqa: BLE001 - a bad output is counted, never fatal to delivery
@@ -494,7 +680,8 @@ class Warp(Node):
     # -- stats -----------------------------------------------------------------------
     def stats_extra(self) -> dict[str, Any]:
         p50, p99 = self.rtt.quantiles(0.5, 0.99)
-        stream = self._stream
+        links: list[Any] = [*self._conns, *([self._stream] if self._stream else [])]
+        conns = self._conns
         return {
             "target": self.target,
             "session": self._session_id,
@@ -506,8 +693,13 @@ class Warp(Node):
             "failures": self.failures,
             "timeouts": self.timeouts,
             "late": self.late,
-            "bytes_out": stream.bytes_out if stream else 0,
-            "bytes_in": stream.bytes_in if stream else 0,
+            "discarded": self.discarded,
+            "bytes_out": sum(link.bytes_out for link in links),
+            "bytes_in": sum(link.bytes_in for link in links),
+            "streams": len(conns) or 1,
+            "reconnects": sum(c.reconnects for c in conns),
+            "replayed": sum(c.replayed for c in conns),
+            "failover_s": max((c.failover_s for c in conns), default=0.0),
             "rtt_p50_ms": p50 * 1000,
             "rtt_p99_ms": p99 * 1000,
         }

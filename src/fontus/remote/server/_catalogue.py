@@ -103,12 +103,19 @@ class Catalogue:
                     f"mark '{mark}' is a source; a server hosts processing nodes and sinks"
                 )
         if self.node and not problems:
-            check_arguments(
-                self.registry.get(self.node),
-                self.node_config,
-                f"--node {self.node} --config",
-                problems,
-            )
+            spec = self.registry.get(self.node)
+            where = f"--node {self.node} --config"
+            arguments = check_arguments(spec, self.node_config, where, problems)
+            if not problems:
+                # A trial build catches values the constructor refuses (k=-1) now rather
+                # than at every session; constructors only keep arguments, warmup loads.
+                try:
+                    spec.build(dict(arguments))
+                except Exception as exc:  # noqa: BLE001 - reported as a startup problem
+                    problems.append(
+                        f"{where}: mark '{self.node}' could not be built: "
+                        f"{type(exc).__name__}: {exc}"
+                    )
         if problems:
             raise ConfigError("; ".join(problems))
 

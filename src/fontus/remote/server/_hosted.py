@@ -99,6 +99,10 @@ class HostedGraph:
         for name in self.order:
             self._run(0, self.nodes[name].node.flush)
 
+    def stop(self) -> None:
+        """Nodes waiting in ``sleep``/``wait`` return at once; ``destroy`` comes next."""
+        self._stop.set()
+
     def destroy(self) -> list[str]:
         """Destroy every node; returns the errors (a failing destroy must not hide the others)."""
         self._stop.set()

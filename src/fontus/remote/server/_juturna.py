@@ -69,6 +69,8 @@ class JuturnaSession:
         self.last_used = time.monotonic()
         self.in_flight = 0
         self.configuration: dict[str, Any] = {}
+        #: SessionSink: each call waits for its own result, so none is ever abandoned.
+        self.closed = False
 
     # -- SessionSink (worker thread) ----------------------------------------------
     def output(self, seq: int, exit_name: str, message: Message[Any]) -> None:

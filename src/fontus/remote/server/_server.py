@@ -25,12 +25,14 @@ from ...core._values import thaw_value
 from ...core.errors import WireError
 from .._arrays import CompressionConfig, available_compressions
 from .._frames import decode_frame
+from .._security import TokenAuth, security_summary
 from .._wire.v1 import session_pb2 as spb
 from ._catalogue import Catalogue, Plan, Refusal
 from ._config import ServerConfig
 from ._describe import describe_specs, fill_node_info
 from ._hosted import HostedGraph, HostedNode
 from ._juturna import JuturnaService
+from ._metrics import ServerMetrics
 from ._session import ServerSession, StreamEnd
 from ._worker import GraphWorker
 
@@ -39,6 +41,11 @@ __all__ = ["RemoteServer"]
 log = logging.getLogger(__name__)
 
 SERVICE = "fontus.v1.Remote"
+#: Most nodes one Open may ask for: each is built and warmed up for the session.  A
+#: remote group is a handful of nodes; without a bound one Open could ask for millions.
+MAX_GRAPH_NODES = 256
+#: Shortest heartbeat period a client may ask for.
+MIN_HEARTBEAT_MS = 100
 
 
 class RemoteServer:
@@ -58,11 +65,17 @@ class RemoteServer:
         self._health = HealthServicer()
         self._session_tasks: set[asyncio.Task[Any]] = set()
         self._closed_sessions: list[ServerSession] = []
+        # Opens past the --max-sessions check whose nodes are still being built.
+        self._opening = 0
         self.juturna = JuturnaService(self)
+        #: Prometheus metrics; None unless ``metrics_port`` is set (then nothing is recorded).
+        self.metrics: ServerMetrics | None = None
 
     # -- lifecycle -----------------------------------------------------------------
     async def start(self) -> int:
         cfg = self.config
+        if cfg.metrics_port:
+            self.metrics = ServerMetrics.start(self, cfg.metrics_host, cfg.metrics_port)
         options = [
             ("grpc.max_receive_message_length", cfg.max_message_bytes),
             ("grpc.max_send_message_length", cfg.max_message_bytes),
@@ -72,7 +85,9 @@ class RemoteServer:
             ("grpc.http2.max_ping_strikes", 0),
             ("grpc.keepalive_permit_without_calls", 1),
         ]
-        server = grpc.aio.server(options=options)
+        # Bearer tokens are checked per call (a session is one call), before any handler runs.
+        interceptors = [TokenAuth(cfg.tokens)] if cfg.tokens else []
+        server = grpc.aio.server(options=options, interceptors=interceptors)
         handlers = {
             "Session": grpc.stream_stream_rpc_method_handler(self._session_rpc),
             "Describe": grpc.unary_unary_rpc_method_handler(
@@ -106,11 +121,12 @@ class RemoteServer:
         for mark in self.catalogue.marks():
             await self._health.set(f"{SERVICE}/{mark}", health_pb2.HealthCheckResponse.SERVING)
         log.info(
-            "listening on %s:%d (%s, %s sessions)",
+            "listening on %s:%d (%s, %s sessions, %s)",
             cfg.host,
             self.port,
             self.catalogue.hosting,
             cfg.sessions,
+            security_summary(cfg),
         )
         return self.port
 
@@ -149,6 +165,8 @@ class RemoteServer:
         if self._server is not None:
             await self._server.stop(grace_s)
         await self.juturna.close()
+        if self.metrics is not None:
+            self.metrics.close()
         for worker in self._shared.values():
             worker.shared = False  # so that the worker destroys the shared graph
             worker.stop()
@@ -187,8 +205,11 @@ class RemoteServer:
                 yield out
         finally:
             reader.cancel()
+            session.close()
             self.sessions.pop(session.id, None)
             release()
+            if self.metrics is not None:
+                self.metrics.closed(session)
             log.info(
                 "session %s (%s) ended: %d requests, %d outputs, %d failures",
                 session.id,
@@ -214,10 +235,11 @@ class RemoteServer:
             raise Refusal("FAILED_PRECONDITION", "the first frame of a session must be Open")
         if self.draining:
             raise Refusal("UNAVAILABLE", "server is draining; connect to another replica")
-        if len(self.sessions) >= self.config.max_sessions:
+        if len(self.sessions) + self._opening >= self.config.max_sessions:
             raise Refusal(
                 "RESOURCE_EXHAUSTED",
-                f"server has {len(self.sessions)} sessions, its --max-sessions limit; try another replica",
+                f"server has its --max-sessions limit of {self.config.max_sessions} sessions open; "
+                "try another replica",
             )
         op = frame.open
         try:
@@ -232,7 +254,13 @@ class RemoteServer:
                     f"compression {op.compression!r} is not available on this server",
                 )
             compression = op.compression
-        worker, release = await self._worker_for(plan)
+        # The slot is held while nodes are built, so that Opens arriving together cannot
+        # all pass the check above; the session is registered right after, with no await.
+        self._opening += 1
+        try:
+            worker, release = await self._worker_for(plan)
+        finally:
+            self._opening -= 1
         window = max(1, min(op.window or 1, self.config.max_window))
         session = ServerSession(
             client=op.client or context.peer(),
@@ -244,8 +272,14 @@ class RemoteServer:
             loop=asyncio.get_running_loop(),
         )
         session.plan = plan
+        # Bounded below so a client cannot make the server spin on heartbeats.
+        session.heartbeat_s = (
+            max(op.heartbeat_ms, MIN_HEARTBEAT_MS) / 1000.0 if op.heartbeat_ms else 0.0
+        )
         self.sessions[session.id] = session
         self.sessions_total += 1
+        if self.metrics is not None:
+            self.metrics.opened(session)
         log.info(
             "session %s opened by %s: %s, window %d",
             session.id,
@@ -259,6 +293,11 @@ class RemoteServer:
         which = op.WhichOneof("target")
         if which == "graph":
             g = op.graph
+            if len(g.nodes) > MAX_GRAPH_NODES:
+                raise Refusal(
+                    "INVALID_ARGUMENT",
+                    f"graph has {len(g.nodes)} nodes, over the limit of {MAX_GRAPH_NODES}",
+                )
             nodes = [
                 (n.name, n.mark, thaw_value(decoder.value_map(n.configuration, "configuration")))
                 for n in g.nodes
@@ -281,10 +320,10 @@ class RemoteServer:
             async with self._shared_lock:
                 worker = self._shared.get(plan.key)
                 if worker is None:
-                    worker = await asyncio.to_thread(_build_worker, plan, True)
+                    worker = await asyncio.to_thread(_build_worker, plan, True, self.metrics)
                     self._shared[plan.key] = worker
             return worker, lambda: None
-        worker = await asyncio.to_thread(_build_worker, plan, False)
+        worker = await asyncio.to_thread(_build_worker, plan, False, self.metrics)
         return worker, worker.stop
 
     def _opened_frame(self, session: ServerSession, release: Any) -> bytes:
@@ -345,7 +384,7 @@ class RemoteServer:
         return reply
 
 
-def _build_worker(plan: Plan, shared: bool) -> GraphWorker:
+def _build_worker(plan: Plan, shared: bool, metrics: ServerMetrics | None) -> GraphWorker:
     """Build and warm up the plan's nodes (runs in a thread: constructors and warmup may be slow)."""
     hosted = []
     for node in plan.nodes:
@@ -363,6 +402,8 @@ def _build_worker(plan: Plan, shared: bool) -> GraphWorker:
     except Exception as exc:  # noqa: BLE001 - reported to the client as a refusal
         graph.destroy()
         raise Refusal("INTERNAL", f"warmup failed: {type(exc).__name__}: {exc}") from None
-    worker = GraphWorker(graph, plan.entry_name, shared=shared)
+    worker = GraphWorker(
+        graph, plan.entry_name, shared=shared, metrics=metrics.for_plan(plan) if metrics else None
+    )
     worker.start()
     return worker

@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import threading
 import time
+from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +43,18 @@ log = logging.getLogger(__name__)
 #: of small messages, small enough that a frame never waits long.
 MAX_COALESCE_ITEMS = 256
 MAX_COALESCE_BYTES = 4 * 1024 * 1024
+#: A request's outputs wait on the worker for its Done (or Failed) and reach the loop
+#: with it in one hand-off: one wake-up and one frame for a small request instead of
+#: one each (waking the loop mid-request also hands it the GIL while the worker still
+#: has the Done to encode).  Once held outputs reach this many bytes they go at once,
+#: so large outputs travel while ``update`` still runs.  The Warp delivers a request's
+#: outputs when its Done arrives either way.
+HOLD_OUTPUT_BYTES = 256 * 1024
+#: The reader stops taking frames while the session's unfinished requests arrived in
+#: more than this many bytes; HTTP/2 flow control then holds the client back.  The
+#: window bounds requests, not bytes: 256 requests of 100 MiB would be 25 GiB per
+#: session.  64 MiB still keeps 20+ 720p frames in flight, plenty to hide a round trip.
+MAX_UNFINISHED_BYTES = 64 * 1024 * 1024
 
 _ids = itertools.count(1)
 
@@ -88,24 +102,81 @@ class ServerSession:
         self.last_seq = 0
         self.draining = False
         self.opened_at = time.monotonic()
+        #: Seconds of silence after which the writer sends a Heartbeat (0: never).
+        self.heartbeat_s = 0.0
         #: The Plan the session runs (set by the server when it opens the session).
         self.plan: Any = None
+        # Outputs of the request the worker is running (worker thread only; see HOLD_OUTPUT_BYTES).
+        self._held: list[EncodedItem] = []
+        self._held_bytes = 0
+        # Results handed over by other threads, not yet on ``results`` (see _post).
+        self._outbox: list[EncodedItem | StreamEnd | bytes] = []
+        self._outbox_lock = threading.Lock()
+        #: True once the stream has ended: results still coming from the worker are dropped.
+        self.closed = False
+        # Request frames not yet finished, as (last seq, bytes); see MAX_UNFINISHED_BYTES.
+        self._unfinished: deque[tuple[int, int]] = deque()
+        self.unfinished_bytes = 0
+        self._room = asyncio.Event()
 
     # -- called from the worker thread -----------------------------------------
     def output(self, seq: int, exit_name: str, message: Any) -> None:
-        self.push(encode_output(seq, message, exit_name, self.compression))
+        item = encode_output(seq, message, exit_name, self.compression)
+        if seq == 0:
+            # Outside update (flush, a node's own thread): nothing to wait for.
+            self.push(item)
+            return
+        self._held.append(item)
+        self._held_bytes += item.size
+        if self._held_bytes >= HOLD_OUTPUT_BYTES:
+            self._release([])
 
     def done(self, seq: int, queue_s: float, compute_s: float, outputs: int) -> None:
-        self.push(encode_done(seq, queue_s, compute_s, outputs))
+        self._release([encode_done(seq, queue_s, compute_s, outputs)])
 
     def failed(self, seq: int, code: int, detail: str) -> None:
-        self.push(encode_failed(seq, code, detail))
+        self._release([encode_failed(seq, code, detail)])
+
+    def _release(self, final: list[EncodedItem]) -> None:
+        """Hand the held outputs, then ``final``, to the loop in one go (request order kept)."""
+        items = [*self._held, *final] if self._held else final
+        self._held = []
+        self._held_bytes = 0
+        if items:
+            self._post(items)
 
     def push(self, item: EncodedItem | StreamEnd | bytes) -> None:
-        self.loop.call_soon_threadsafe(self.results.put_nowait, item)
+        self._post([item])
+
+    def _post(self, items: list[Any]) -> None:
+        """Queue ``items`` for the writer, from any thread.
+
+        The loop is woken only when the outbox was empty: results finished while a
+        wake-up is already due ride along with it.  Each wake-up costs a syscall and
+        a GIL hand-off, which at thousands of results per second is most of the cost.
+        """
+        with self._outbox_lock:
+            wake = not self._outbox
+            self._outbox.extend(items)
+        if wake:
+            self.loop.call_soon_threadsafe(self._take_outbox)
+
+    def _take_outbox(self) -> None:
+        with self._outbox_lock:
+            items, self._outbox = self._outbox, []
+        if self.closed:
+            return
+        for item in items:
+            self.results.put_nowait(item)
 
     def finish(self, code: str = "", detail: str = "") -> None:
         self.push(StreamEnd(code, detail))
+
+    def close(self) -> None:
+        """The stream has ended (on the loop): drop queued results; the worker skips the rest."""
+        self.closed = True
+        while not self.results.empty():
+            self.results.get_nowait()
 
     # -- reading ---------------------------------------------------------------
     async def read(self, frames: AsyncIterator[bytes]) -> None:
@@ -115,6 +186,9 @@ class ServerSession:
                 self.stats.bytes_in += len(data)
                 if self._frame(data):
                     break
+                while self.unfinished_bytes > MAX_UNFINISHED_BYTES:
+                    self._room.clear()
+                    await self._room.wait()
         except ProtocolError as exc:
             log.warning("session %s (%s): %s", self.id, self.client, exc.detail)
             self.push(StreamEnd(exc.code, exc.detail))
@@ -167,6 +241,9 @@ class ServerSession:
                         deadline=deadline,
                     )
                 )
+            if frame.requests.items:
+                self._unfinished.append((self.last_seq, len(data)))
+                self.unfinished_bytes += len(data)
         elif kind == "configure":
             self._check_seq(frame.configure.seq)
             try:
@@ -208,8 +285,18 @@ class ServerSession:
         """Coalesced result frames, then the StreamEnd."""
         results = self.results
         pending: EncodedItem | StreamEnd | bytes | None = None
+        heartbeat = self.heartbeat_s
         while True:
-            item = pending if pending is not None else await results.get()
+            if pending is not None:
+                item = pending
+            elif heartbeat > 0:
+                try:
+                    item = await asyncio.wait_for(results.get(), heartbeat)
+                except TimeoutError:
+                    yield _heartbeat_frame()
+                    continue
+            else:
+                item = await results.get()
             pending = None
             if isinstance(item, StreamEnd):
                 yield item
@@ -232,9 +319,19 @@ class ServerSession:
                 size += nxt.size
             finals = sum(1 for b in batch if b.final)
             self.in_flight -= finals
+            if finals and self._unfinished:
+                self._finished_upto(max(b.seq for b in batch if b.final))
             data = join_results(batch)
             self.stats.bytes_out += len(data)
             yield data
+
+    def _finished_upto(self, seq: int) -> None:
+        """Requests up to ``seq`` are finished (results come in request order)."""
+        unfinished = self._unfinished
+        while unfinished and unfinished[0][0] <= seq:
+            self.unfinished_bytes -= unfinished.popleft()[1]
+        if self.unfinished_bytes <= MAX_UNFINISHED_BYTES:
+            self._room.set()
 
 
 class _Decode:
@@ -247,4 +344,15 @@ class _Decode:
         self.item = item
 
     def __call__(self) -> Any:
-        return item_decoder(self.decoder, self.item.blob_base).message(self.item.message)
+        base = self.item.blob_base
+        if base > len(self.decoder.blobs):
+            raise WireError(
+                f"request blob_base {base} is beyond the {len(self.decoder.blobs)} blobs its frame carries"
+            )
+        return item_decoder(self.decoder, base).message(self.item.message)
+
+
+def _heartbeat_frame() -> bytes:
+    frame = spb.ServerFrame()
+    frame.heartbeat.server_time = time.time()
+    return frame.SerializeToString()

@@ -21,6 +21,7 @@ from ...core.message import Message
 from ...core.payloads import ConfigPayload
 from .._wire.v1 import session_pb2 as spb
 from ._hosted import HostedGraph
+from ._metrics import WorkerMetrics
 from ._stats import SessionStats
 
 
@@ -30,6 +31,8 @@ class SessionSink(Protocol):
     id: str
     entry_name: str
     stats: SessionStats
+    #: True once nobody will read the results: the worker skips its queued work.
+    closed: bool
 
     def output(self, seq: int, exit_name: str, message: Message[Any]) -> None: ...
     def done(self, seq: int, queue_s: float, compute_s: float, outputs: int) -> None: ...
@@ -57,9 +60,16 @@ class Work:
 class GraphWorker:
     """Runs one :class:`HostedGraph` on its own thread."""
 
-    def __init__(self, graph: HostedGraph, name: str, shared: bool = False) -> None:
+    def __init__(
+        self,
+        graph: HostedGraph,
+        name: str,
+        shared: bool = False,
+        metrics: WorkerMetrics | None = None,
+    ) -> None:
         self.graph = graph
         self.shared = shared
+        self.metrics = metrics  # None when the server exposes no metrics
         self.queue: queue.SimpleQueue[Work | None] = queue.SimpleQueue()
         self.thread = threading.Thread(target=self._run, name=f"fontus-worker-{name}", daemon=True)
         self._current: SessionSink | None = None
@@ -73,6 +83,8 @@ class GraphWorker:
         self.queue.put(work)
 
     def stop(self) -> None:
+        """Destroy the graph after the queued work (a node's ``sleep`` ends at once)."""
+        self.graph.stop()
         self.queue.put(None)
 
     def _on_output(self, seq: int, exit_name: str, message: Message[Any]) -> None:
@@ -94,6 +106,8 @@ class GraphWorker:
                         log.warning("%s", error)
                 return
             session = work.session
+            if session.closed and work.kind in ("request", "configure"):
+                continue  # the stream has ended (client gone): nobody would read the results
             self._current = session
             try:
                 if work.kind == "request":
@@ -110,7 +124,7 @@ class GraphWorker:
                     )
             except Exception as exc:
                 log.exception("session %s: worker error", session.id)
-                session.failed(work.seq, spb.FAIL_NODE_ERROR, f"{type(exc).__name__}: {exc}")
+                self._failed(session, work.seq, spb.FAIL_NODE_ERROR, f"{type(exc).__name__}: {exc}")
                 if work.kind == "close":
                     session.finish()
 
@@ -120,16 +134,19 @@ class GraphWorker:
         queued = start - work.arrival
         if work.deadline and start > work.deadline:
             session.stats.deadline_missed += 1
-            session.failed(
+            self._failed(
+                session,
                 work.seq,
                 spb.FAIL_DEADLINE_EXCEEDED,
                 f"deadline passed {1000 * (start - work.deadline):.0f} ms before the request's turn",
             )
             return
+        if self._unknown_target(work):
+            return
         try:
             message = work.decode()
         except WireError as exc:
-            session.failed(work.seq, spb.FAIL_INVALID_MESSAGE, str(exc))
+            self._failed(session, work.seq, spb.FAIL_INVALID_MESSAGE, str(exc))
             return
         self._outputs = 0
         t0 = time.perf_counter()
@@ -139,7 +156,8 @@ class GraphWorker:
             compute = time.perf_counter() - t0
             session.stats.record(compute, failed=True)
             name = work.target or session.entry_name
-            session.failed(
+            self._failed(
+                session,
                 work.seq,
                 spb.FAIL_NODE_ERROR,
                 f"node '{name}': update() raised {type(exc).__name__}: {exc}",
@@ -148,10 +166,32 @@ class GraphWorker:
         compute = time.perf_counter() - t0
         session.stats.record(compute, failed=False, outputs=self._outputs)
         session.done(work.seq, queued, compute, self._outputs)
+        if self.metrics is not None:
+            self.metrics.done(compute, time.monotonic() - work.arrival)
+
+    def _failed(self, session: SessionSink, seq: int, code: int, detail: str) -> None:
+        if self.metrics is not None:
+            self.metrics.failed(code)
+        session.failed(seq, code, detail)
+
+    def _unknown_target(self, work: Work) -> bool:
+        """Fail ``work`` when it names a node the graph lacks (a client error, not a node's)."""
+        if not work.target or work.target in self.graph.nodes:
+            return False
+        self._failed(
+            work.session,
+            work.seq,
+            spb.FAIL_INVALID_MESSAGE,
+            f"{work.kind} target '{work.target}' is not a node of this session; "
+            f"its nodes: {', '.join(self.graph.nodes)}",
+        )
+        return True
 
     def _configure(self, work: Work) -> None:
         session = work.session
         assert work.changes is not None
+        if self._unknown_target(work):
+            return
         try:
             self.graph.configure(work.seq, work.target, work.changes)
         except Exception as exc:  # noqa: BLE001 - reported to the client as this seq's failure

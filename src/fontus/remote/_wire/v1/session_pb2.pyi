@@ -67,7 +67,7 @@ class GraphSpec(_message.Message):
     def __init__(self, nodes: _Optional[_Iterable[_Union[NodeSpec, _Mapping]]] = ..., links: _Optional[_Iterable[_Union[Link, _Mapping]]] = ..., entries: _Optional[_Iterable[str]] = ..., exits: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Open(_message.Message):
-    __slots__ = ("node", "graph", "client", "window", "encodings", "resume", "protocol_version", "compression")
+    __slots__ = ("node", "graph", "client", "window", "encodings", "resume", "protocol_version", "compression", "heartbeat_ms")
     NODE_FIELD_NUMBER: _ClassVar[int]
     GRAPH_FIELD_NUMBER: _ClassVar[int]
     CLIENT_FIELD_NUMBER: _ClassVar[int]
@@ -76,6 +76,7 @@ class Open(_message.Message):
     RESUME_FIELD_NUMBER: _ClassVar[int]
     PROTOCOL_VERSION_FIELD_NUMBER: _ClassVar[int]
     COMPRESSION_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_MS_FIELD_NUMBER: _ClassVar[int]
     node: NodeSpec
     graph: GraphSpec
     client: str
@@ -84,7 +85,8 @@ class Open(_message.Message):
     resume: str
     protocol_version: int
     compression: str
-    def __init__(self, node: _Optional[_Union[NodeSpec, _Mapping]] = ..., graph: _Optional[_Union[GraphSpec, _Mapping]] = ..., client: _Optional[str] = ..., window: _Optional[int] = ..., encodings: _Optional[_Iterable[str]] = ..., resume: _Optional[str] = ..., protocol_version: _Optional[int] = ..., compression: _Optional[str] = ...) -> None: ...
+    heartbeat_ms: int
+    def __init__(self, node: _Optional[_Union[NodeSpec, _Mapping]] = ..., graph: _Optional[_Union[GraphSpec, _Mapping]] = ..., client: _Optional[str] = ..., window: _Optional[int] = ..., encodings: _Optional[_Iterable[str]] = ..., resume: _Optional[str] = ..., protocol_version: _Optional[int] = ..., compression: _Optional[str] = ..., heartbeat_ms: _Optional[int] = ...) -> None: ...
 
 class Request(_message.Message):
     __slots__ = ("seq", "message", "timeout_ms", "target", "origin", "blob_base")
@@ -123,16 +125,24 @@ class Close(_message.Message):
     def __init__(self) -> None: ...
 
 class ServerFrame(_message.Message):
-    __slots__ = ("opened", "results", "draining", "blobs")
+    __slots__ = ("opened", "results", "draining", "heartbeat", "blobs")
     OPENED_FIELD_NUMBER: _ClassVar[int]
     RESULTS_FIELD_NUMBER: _ClassVar[int]
     DRAINING_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
     BLOBS_FIELD_NUMBER: _ClassVar[int]
     opened: Opened
     results: Results
     draining: Draining
+    heartbeat: Heartbeat
     blobs: _containers.RepeatedScalarFieldContainer[bytes]
-    def __init__(self, opened: _Optional[_Union[Opened, _Mapping]] = ..., results: _Optional[_Union[Results, _Mapping]] = ..., draining: _Optional[_Union[Draining, _Mapping]] = ..., blobs: _Optional[_Iterable[bytes]] = ...) -> None: ...
+    def __init__(self, opened: _Optional[_Union[Opened, _Mapping]] = ..., results: _Optional[_Union[Results, _Mapping]] = ..., draining: _Optional[_Union[Draining, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., blobs: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class Heartbeat(_message.Message):
+    __slots__ = ("server_time",)
+    SERVER_TIME_FIELD_NUMBER: _ClassVar[int]
+    server_time: float
+    def __init__(self, server_time: _Optional[float] = ...) -> None: ...
 
 class ArgumentInfo(_message.Message):
     __slots__ = ("name", "type", "default", "required", "help")

@@ -1,0 +1,238 @@
+"""``Connection``: one session of a Warp, kept alive across failures.
+
+When a stream breaks (server killed or restarted, network blip, a frozen peer
+caught by keepalive, a replica draining), the connection reconnects with
+backoff — through the same channel, so to another replica when the target
+lists several — re-opens the session, and replays, in sequence order, the
+configuration changes and every request that has no ``Done`` yet.  Outputs
+already received for those requests were discarded when the stream broke, so
+for a deterministic node downstream sees exactly what a run without the
+failure would have produced.  A stateful node starts again from empty state
+on the new session; the log and the stats say so.
+
+Everything here runs on the client event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from ..core.errors import RemoteError, RemoteRefused
+from ._limits import DEFAULT_LIMITS
+from ._stream import RemoteStream
+
+if TYPE_CHECKING:
+    from .warp import Warp
+
+__all__ = ["BACKOFF_INITIAL_S", "BACKOFF_MAX_S", "Connection"]
+
+log = logging.getLogger(__name__)
+
+#: First retry after 100 ms (a restarted replica is usually back within a second),
+#: doubling up to 2 s so a long outage costs little.
+BACKOFF_INITIAL_S = 0.1
+BACKOFF_MAX_S = 2.0
+
+
+class _Sink:
+    """Results of one stream generation; a replaced stream's late callbacks are ignored."""
+
+    __slots__ = ("connection", "generation")
+
+    def __init__(self, connection: Connection, generation: int) -> None:
+        self.connection = connection
+        self.generation = generation
+
+    def _current(self) -> bool:
+        return self.generation == self.connection.generation
+
+    def on_output(self, seq: int, exit_name: str, decode: Any) -> None:
+        if self._current():
+            self.connection.warp.on_output(seq, exit_name, decode)
+
+    def on_done(self, seq: int, queue_s: float, compute_s: float, outputs: int) -> None:
+        if self._current():
+            self.connection.warp.on_done(seq, queue_s, compute_s, outputs)
+
+    def on_failed(self, seq: int, code: int, detail: str) -> None:
+        if self._current():
+            self.connection.warp.on_failed(seq, code, detail)
+
+    def on_draining(self, grace_s: float) -> None:
+        if self._current():
+            log.info(
+                "%s: server is draining (grace %.1fs); will move on when it ends the session",
+                self.connection.warp.where,
+                grace_s,
+            )
+
+    def on_end(self, error: RemoteError | None) -> None:
+        if self._current():
+            self.connection.ended(error)
+
+
+class Connection:
+    """One session (of ``streams``) between a Warp and its server."""
+
+    def __init__(
+        self, warp: Warp, index: int, channel: Any, metadata: tuple[tuple[str, str], ...] = ()
+    ) -> None:
+        self.warp = warp
+        self.index = index
+        self.channel = channel
+        self.metadata = metadata
+        self.stream: RemoteStream | None = None
+        self.generation = 0
+        self.state = "new"  # new, open, reconnecting, closing, closed
+        self.last_sent = 0
+        self.session_id = ""
+        self.window = 0
+        self.reconnects = 0
+        self.replayed = 0
+        self.failover_s = 0.0
+        self._bytes_before = (0, 0)  # traffic of earlier streams of this connection
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def where(self) -> str:
+        return self.warp.where
+
+    @property
+    def bytes_out(self) -> int:
+        return self._bytes_before[0] + (self.stream.bytes_out if self.stream else 0)
+
+    @property
+    def bytes_in(self) -> int:
+        return self._bytes_before[1] + (self.stream.bytes_in if self.stream else 0)
+
+    async def open(self, timeout: float) -> None:
+        """Open the session; raises the mapped RemoteError (used at warmup: fail fast)."""
+        self.generation += 1
+        stream = RemoteStream(
+            self.channel,
+            _Sink(self, self.generation),
+            self.where,
+            DEFAULT_LIMITS,
+            metadata=self.metadata,
+            liveness_s=self.warp.keepalive,
+        )
+        opened = await stream.open(self.warp._open_frame(), timeout)
+        self.stream = stream
+        self.session_id = opened.session_id
+        self.window = opened.window
+        self.state = "open"
+
+    def send(self, seq: int, item: Any) -> None:
+        """Queue a request or Configure frame (loop thread).  While reconnecting it waits:
+        the replay sends every request without Done, this one included."""
+        if self.state == "open" and self.stream is not None and seq > self.last_sent:
+            self.last_sent = seq
+            self.stream.send(item)
+
+    def close(self) -> None:
+        """Half-close after the last request: the server flushes the node and ends with OK."""
+        if self.state == "open" and self.stream is not None:
+            self.state = "closing"
+            self.stream.send(None)
+        elif self.state in ("new", "reconnecting"):
+            self.state = "closed"
+            if self._task is not None:
+                self._task.cancel()
+            self.warp.connection_closed(self, None)
+
+    def cancel(self) -> None:
+        self.state = "closed"
+        if self._task is not None:
+            self._task.cancel()
+        if self.stream is not None:
+            self.stream.cancel()
+
+    def ended(self, error: RemoteError | None) -> None:
+        """The stream ended: done, or reconnect and replay."""
+        if self.state in ("closing", "closed") or error is None:
+            self.state = "closed"
+            self.warp.connection_closed(self, error)
+            return
+        if isinstance(error, RemoteRefused) or self.warp.closing:
+            self.state = "closed"
+            self.warp.connection_closed(self, error)
+            return
+        self.state = "reconnecting"
+        broke_at = time.monotonic()
+        discarded = self.warp.discard_partial(self.index)
+        log.warning(
+            "%s: session %s broke (%s); reconnecting%s",
+            self.where,
+            self.session_id,
+            error,
+            f", {discarded} partial outputs discarded" if discarded else "",
+        )
+        if "silent for" in str(error):
+            # gRPC still holds the frozen server's connection as READY and would pick it
+            # again: reconnect through a fresh channel, which finds the live replicas.
+            self.channel = self.warp.fresh_channel(broke_at)
+        self._task = asyncio.get_running_loop().create_task(self._reconnect(broke_at, error))
+
+    async def _reconnect(self, broke_at: float, error: RemoteError) -> None:
+        delay = BACKOFF_INITIAL_S
+        attempt = 0
+        while self.state == "reconnecting" and not self.warp.closing:
+            attempt += 1
+            self.generation += 1
+            stream = RemoteStream(
+                self.channel,
+                _Sink(self, self.generation),
+                self.where,
+                DEFAULT_LIMITS,
+                metadata=self.metadata,
+                liveness_s=self.warp.keepalive,
+            )
+            try:
+                # Bounded by keepalive: an attempt that lands on a frozen replica is
+                # abandoned as fast as a frozen session is detected.
+                opened = await stream.open(
+                    self.warp._open_frame(),
+                    max(1.0, min(self.warp.open_timeout, self.warp.keepalive)),
+                )
+            except RemoteRefused as exc:
+                self.state = "closed"
+                self.warp.connection_closed(self, exc)
+                return
+            except RemoteError as exc:
+                log.info("%s: reconnect attempt %d failed: %s", self.where, attempt, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, BACKOFF_MAX_S)
+                continue
+            if self.state != "reconnecting":
+                stream.cancel()
+                return
+            previous = self.session_id
+            if self.stream is not None:
+                out, in_ = self._bytes_before
+                self._bytes_before = (out + self.stream.bytes_out, in_ + self.stream.bytes_in)
+            self.stream = stream
+            self.session_id = opened.session_id
+            self.window = opened.window
+            self.state = "open"
+            self.last_sent = 0
+            items = self.warp.replay_items(self.index)
+            for seq, item in items:
+                self.last_sent = seq
+                stream.send(item)
+            self.reconnects += 1
+            self.replayed += len(items)
+            self.failover_s = time.monotonic() - broke_at
+            log.warning(
+                "%s: session %s replaces %s after %.2fs (%d attempts); replayed %d requests in order; "
+                "a stateful node restarts from empty state",
+                self.where,
+                self.session_id,
+                previous,
+                self.failover_s,
+                attempt,
+                len(items),
+            )
+            return
