@@ -1,0 +1,427 @@
+"""Malformed input: each problem gives a WireError that names the field and the problem.
+
+The malformed packets are built with the generated ``fontus.v1`` classes; blobs
+are the packet's own ``blobs`` field (number 15), which protobuf serializes
+after the message, exactly the layout the codec writes.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import lz4.block
+import numpy as np
+import pytest
+import zstandard
+
+from fontus.core import (
+    AudioPayload,
+    Batch,
+    BytesPayload,
+    Message,
+    ObjectPayload,
+    Payload,
+    WireError,
+)
+from fontus.remote import WireLimits, decode_message, encode_message
+from fontus.remote._wire.v1 import payloads_pb2 as pb
+
+RAMP = np.arange(1000, dtype="<f4")
+
+
+def audio_packet(fill: Callable[[Any], None], blobs: list[bytes] | None = None) -> bytes:
+    """A packet holding mono audio whose ``Array`` is filled by ``fill``."""
+    packet = pb.Packet()
+    audio = packet.message.payload.audio
+    audio.sampling_rate = 16000
+    audio.channels = 1
+    fill(audio.audio)
+    packet.blobs.extend(blobs or [])
+    return packet.SerializeToString()
+
+
+def array_fields(
+    dtype: str = "<f4",
+    shape: tuple[int, ...] = (4,),
+    *,
+    blob: int | None = 0,
+    inline: bytes | None = None,
+    compression: int = pb.COMPRESSION_NONE,
+    raw_size: int = 0,
+) -> Callable[[Any], None]:
+    def fill(array: Any) -> None:
+        array.dtype = dtype
+        array.shape.extend(shape)
+        if inline is not None:
+            array.inline = inline
+        elif blob is not None:
+            array.blob = blob
+        array.compression = compression
+        array.raw_size = raw_size
+
+    return fill
+
+
+def raises(data: bytes, pattern: str, limits: WireLimits | None = None) -> None:
+    with pytest.raises(WireError, match=pattern):
+        decode_message(data) if limits is None else decode_message(data, limits)
+
+
+# -- dtypes --------------------------------------------------------------------------
+
+
+def test_unknown_dtype_is_named() -> None:
+    data = audio_packet(array_fields("<q9"), [b"\0" * 16])
+    raises(data, r"^audio\.audio: unknown dtype '<q9'$")
+
+
+def test_object_dtype_never_travels() -> None:
+    data = audio_packet(array_fields("|O"), [b"\0" * 32])
+    raises(data, r"^audio\.audio: dtype '\|O' is an object dtype; objects never travel$")
+
+
+@pytest.mark.parametrize("dtype", ["<i4,<f4", "[('a', '<i4')]", "(2,)<i4", "<c8,4"])
+def test_structured_and_sub_array_dtypes_are_refused(dtype: str) -> None:
+    data = audio_packet(array_fields(dtype), [b"\0" * 32])
+    raises(
+        data,
+        rf"^audio\.audio: dtype {re.escape(repr(dtype))} is not a plain dtype string like "
+        r"'<f4'; structured and sub-array dtypes never travel$",
+    )
+
+
+@pytest.mark.parametrize("dtype", ["<U4", "|S4", "|V8", "<M8", "<f16", "<c32"])
+def test_non_numeric_and_platform_dependent_dtypes_are_refused(dtype: str) -> None:
+    data = audio_packet(array_fields(dtype, (1,)), [b"\0" * 32])
+    raises(
+        data,
+        rf"^audio\.audio: dtype '{dtype}' is not allowed; use bool, int8-64, uint8-64, "
+        "float16-64, complex64 or complex128$",
+    )
+
+
+def test_big_endian_dtype_string_is_refused() -> None:
+    data = audio_packet(array_fields(">f4"), [RAMP[:4].astype(">f4").tobytes()])
+    raises(data, r"^audio\.audio: dtype '>f4' is big-endian; the wire carries little-endian data$")
+
+
+# -- shapes and sizes ----------------------------------------------------------------
+
+
+def test_byte_length_must_equal_dtype_times_shape() -> None:
+    data = audio_packet(array_fields("<f4", (3,)), [b"\0" * 8])
+    raises(data, r"^audio\.audio: 8 bytes do not match dtype <f4 x shape \(3,\) = 12 bytes$")
+
+
+def test_inline_byte_length_must_equal_dtype_times_shape() -> None:
+    data = audio_packet(array_fields("<i2", (2,), inline=b"\0" * 5))
+    raises(data, r"^audio\.audio: 5 bytes do not match dtype <i2 x shape \(2,\) = 4 bytes$")
+
+
+def test_array_without_data_is_refused_unless_empty() -> None:
+    data = audio_packet(array_fields("<f4", (2,), blob=None))
+    raises(data, r"^audio\.audio: 0 bytes do not match dtype <f4 x shape \(2,\) = 8 bytes$")
+
+
+def test_negative_dimension_is_refused() -> None:
+    data = audio_packet(array_fields("<f4", (-1,)), [b""])
+    raises(data, r"^audio\.audio: shape \(-1,\) has a negative dimension$")
+
+
+def test_more_elements_than_the_limit_are_refused() -> None:
+    data = audio_packet(array_fields("|u1", (11,)), [b"\0" * 11])
+    raises(
+        data,
+        r"^audio\.audio: shape \(11,\) has 11 elements, over the limit of 10$",
+        WireLimits(max_array_elements=10),
+    )
+
+
+def test_more_bytes_than_the_limit_are_refused() -> None:
+    data = audio_packet(array_fields("<f4", (8,)), [b"\0" * 32])
+    raises(
+        data,
+        r"^audio\.audio: shape \(8,\) needs 32 bytes, over the limit of 16$",
+        WireLimits(max_array_bytes=16),
+    )
+
+
+def test_more_than_32_dimensions_are_refused() -> None:
+    data = audio_packet(array_fields("<f4", (1,) * 33), [b"\0" * 4])
+    raises(data, r"^audio\.audio: shape has 33 dimensions, over the limit of 32$")
+
+
+def test_empty_shape_with_huge_other_dimensions_is_refused() -> None:
+    data = audio_packet(array_fields("<f4", (0, 2**62), blob=None))
+    raises(
+        data,
+        r"^audio\.audio: shape \(0, 4611686018427387904\) is empty but its other dimensions "
+        r"exceed the limit of \d+ elements$",
+    )
+
+
+# -- compression ---------------------------------------------------------------------
+
+
+def zstd(data: bytes) -> bytes:
+    return zstandard.ZstdCompressor().compress(data)
+
+
+def lz4_block(data: bytes) -> bytes:
+    return lz4.block.compress(data, store_size=False)
+
+
+def test_decompressed_size_over_the_limit_is_refused_before_decompressing() -> None:
+    fields = array_fields("<f4", (1000,), compression=pb.COMPRESSION_ZSTD, raw_size=4000)
+    data = audio_packet(fields, [zstd(RAMP.tobytes())])
+    raises(
+        data,
+        r"^audio\.audio: shape \(1000,\) needs 4000 bytes, over the limit of 1000$",
+        WireLimits(max_array_bytes=1000),
+    )
+
+
+def test_raw_size_must_equal_dtype_times_shape() -> None:
+    fields = array_fields("<f4", (1000,), compression=pb.COMPRESSION_ZSTD, raw_size=999)
+    data = audio_packet(fields, [zstd(RAMP.tobytes())])
+    raises(data, r"^audio\.audio: raw_size 999 does not equal dtype x shape = 4000 bytes$")
+
+
+def test_zstd_frame_declaring_another_size_is_refused_before_allocating() -> None:
+    fields = array_fields("<f4", (1000,), compression=pb.COMPRESSION_ZSTD, raw_size=4000)
+    data = audio_packet(fields, [zstd(RAMP.tobytes() * 2)])
+    raises(data, r"^audio\.audio: zstd frame declares 8000 bytes but raw_size says 4000$")
+
+
+@pytest.mark.parametrize(
+    ("code", "name", "packed"),
+    [
+        (pb.COMPRESSION_ZSTD, "zstd", zstd(RAMP.tobytes())[:-8]),
+        (pb.COMPRESSION_ZSTD, "zstd", b"not a zstd frame"),
+        (pb.COMPRESSION_LZ4, "lz4", b"\xff" * 40),
+    ],
+)
+def test_corrupt_compressed_data_is_refused(code: int, name: str, packed: bytes) -> None:
+    fields = array_fields("<f4", (1000,), compression=code, raw_size=4000)
+    raises(audio_packet(fields, [packed]), rf"^audio\.audio: {name} data is corrupt: ")
+
+
+def test_compressed_data_shorter_than_raw_size_is_refused() -> None:
+    fields = array_fields("<f4", (1000,), compression=pb.COMPRESSION_LZ4, raw_size=4000)
+    data = audio_packet(fields, [lz4_block(RAMP[:500].tobytes())])
+    raises(data, r"^audio\.audio: lz4 data decompressed to 2000 bytes but raw_size says 4000$")
+
+
+def test_unknown_compression_code_is_refused() -> None:
+    fields = array_fields("<f4", (4,), compression=7, raw_size=16)
+    raises(audio_packet(fields, [b"\0" * 16]), r"^audio\.audio: unknown compression code 7$")
+
+
+# -- blobs ---------------------------------------------------------------------------
+
+
+def test_array_blob_index_out_of_range_is_refused() -> None:
+    data = audio_packet(array_fields("<f4", (4,), blob=3), [b"\0" * 16])
+    raises(data, r"^audio\.audio: refers to blob 3 but the frame carries 1$")
+
+
+def test_bytes_blob_index_out_of_range_is_refused() -> None:
+    packet = pb.Packet()
+    packet.message.payload.bytes.blob = 2
+    raises(packet.SerializeToString(), r"^bytes: refers to blob 2 but the frame carries 0$")
+
+
+def test_bytes_blob_over_the_size_limit_is_refused() -> None:
+    packet = pb.Packet()
+    packet.message.payload.bytes.blob = 0
+    packet.blobs.append(b"x" * 5000)
+    raises(
+        packet.SerializeToString(),
+        r"^bytes: 5000 bytes, over the limit of 4096$",
+        WireLimits(max_array_bytes=4096),
+    )
+
+
+def test_truncated_blob_is_refused() -> None:
+    data = encode_message(Message(AudioPayload(RAMP, 16000)).freeze())
+    raises(data[:-10], r"^truncated data: blob 0 declares 4000 bytes but only 3990 remain$")
+
+
+def test_too_many_blobs_are_refused() -> None:
+    data = audio_packet(array_fields("<f4", (1,)), [b"\0" * 4] * 3)
+    raises(data, r"^too many blobs: more than 2 in one frame$", WireLimits(max_blobs=2))
+
+
+def test_top_level_varint_longer_than_ten_bytes_is_refused() -> None:
+    raises(b"\x08" + b"\xff" * 11, r"^malformed data: a varint is longer than 10 bytes$")
+
+
+def test_top_level_group_wire_type_is_refused() -> None:
+    raises(b"\x0b", r"^malformed data: wire type 3 for top-level field 1$")
+
+
+def test_top_level_field_running_past_the_end_is_refused() -> None:
+    raises(b"\x0a\x10abc", r"^truncated data: top-level field 1 runs past the end$")
+
+
+# -- payloads, values and nesting ------------------------------------------------------
+
+
+def test_payload_with_no_kind_is_refused() -> None:
+    packet = pb.Packet()
+    packet.message.id = 1
+    raises(packet.SerializeToString(), r"^payload: no payload kind set \(or a kind this version")
+
+
+def test_unknown_custom_payload_kind_is_refused() -> None:
+    packet = pb.Packet()
+    packet.message.payload.custom.kind = "nope"
+    raises(
+        packet.SerializeToString(),
+        r"^payload: unknown payload kind 'nope'; the plugin that defines it must be installed "
+        "and call fontus.remote.register_payload$",
+    )
+
+
+def test_payload_that_fails_validation_names_the_kind_and_the_problem() -> None:
+    packet = pb.Packet()
+    image = packet.message.payload.image
+    image.width, image.height, image.depth = 5, 2, 3
+    image.image.dtype = "|u1"
+    image.image.shape.extend([2, 2, 3])
+    image.image.inline = b"\0" * 12
+    raises(
+        packet.SerializeToString(),
+        r"^payload image: ImagePayload: image shape \(2, 2, 3\) does not agree with height=2, "
+        r"width=5, depth=3",
+    )
+
+
+def test_value_with_no_kind_is_refused() -> None:
+    packet = pb.Packet()
+    packet.message.payload.bytes.inline = b""
+    packet.message.meta.entries.add(key="x")
+    raises(packet.SerializeToString(), r"^meta\.x: value has no kind set$")
+
+
+def test_duplicate_map_key_is_refused() -> None:
+    packet = pb.Packet()
+    data = packet.message.payload.object.data
+    data.entries.add(key="x").value.int_value = 1
+    data.entries.add(key="x").value.int_value = 2
+    raises(packet.SerializeToString(), r"^payload: key 'x' appears twice$")
+
+
+def test_invalid_utf8_string_is_refused() -> None:
+    packet = pb.Packet()
+    packet.message.creator = "ab"
+    data = packet.SerializeToString().replace(b"ab", b"\xff\xfe")
+    raises(data, r"^malformed Packet: ")
+
+
+def test_values_nested_deeper_than_the_limit_are_refused() -> None:
+    message = Message(ObjectPayload({"a": {"b": [[1]]}})).freeze()
+    data = encode_message(message)
+    assert decode_message(data, WireLimits(max_depth=4)) == message
+    raises(data, r"^payload\.a\.b\[0\]: values nested deeper than 3$", WireLimits(max_depth=3))
+
+
+def test_batches_nested_deeper_than_the_limit_are_refused() -> None:
+    message = Message(BytesPayload(b"x"))
+    for _ in range(4):
+        message = Message(Batch((message,)))
+    data = encode_message(message.freeze())
+    assert decode_message(data, WireLimits(max_depth=4)) == message
+    raises(data, r"^batch: messages nested deeper than 3$", WireLimits(max_depth=3))
+
+
+def test_batches_and_values_share_one_nesting_budget() -> None:
+    inner = Message(ObjectPayload({"a": [1]}))  # two levels: the data map and the list
+    data = encode_message(Message(Batch((inner,))).freeze())  # plus one for the batch
+    decode_message(data, WireLimits(max_depth=3))
+    raises(data, r"^payload\.a: values nested deeper than 2$", WireLimits(max_depth=2))
+
+
+def test_input_that_is_not_bytes_is_refused() -> None:
+    with pytest.raises(WireError, match=r"^expected bytes, got str$"):
+        decode_message("not bytes")  # type: ignore[arg-type]
+
+
+def test_packet_without_a_message_is_refused() -> None:
+    raises(b"", r"^packet: no message in it$")
+
+
+# -- encoding ------------------------------------------------------------------------
+
+
+def test_int_outside_int64_is_refused_on_encode() -> None:
+    with pytest.raises(
+        WireError, match=r"^payload\.x\[1\]: int 18446744073709551616 is outside the int64 range"
+    ):
+        encode_message(Message(ObjectPayload({"x": [1, 2**64]})).freeze())
+    with pytest.raises(WireError, match=r"^meta\.n: int -9223372036854775809 is outside"):
+        encode_message(Message(BytesPayload(b""), meta={"n": -(2**63) - 1}).freeze())
+
+
+@pytest.mark.parametrize("field", ["id", "version"])
+def test_message_id_and_version_outside_int64_are_refused_on_encode(field: str) -> None:
+    message = Message(BytesPayload(b""), **{field: 2**63}).freeze()
+    with pytest.raises(WireError, match=rf"^message {field} 9223372036854775808 is outside"):
+        encode_message(message)
+
+
+def test_payload_field_outside_its_wire_range_is_refused_on_encode() -> None:
+    message = Message(AudioPayload(RAMP, 2**31)).freeze()
+    with pytest.raises(WireError, match=r"^payload audio: cannot encode: Value out of range"):
+        encode_message(message)
+
+
+def test_text_that_is_not_unicode_is_refused_on_encode() -> None:
+    message = Message(ObjectPayload({"k": "\udc80"})).freeze()
+    with pytest.raises(WireError, match=r"^payload object: cannot encode: .*surrogates"):
+        encode_message(message)
+
+
+def test_long_double_arrays_are_refused_on_encode() -> None:
+    if np.dtype(np.longdouble).itemsize <= 8:
+        pytest.skip("long double is a plain double on this platform")
+    message = Message(ObjectPayload({"a": np.zeros(2, np.longdouble)})).freeze()
+    with pytest.raises(WireError, match=r"^array dtype float128 cannot travel"):
+        encode_message(message)
+
+
+def test_value_of_a_type_that_cannot_travel_is_refused_on_encode() -> None:
+    message = Message(BytesPayload(b""), meta={"s": {1, 2}})  # never frozen, so never checked
+    with pytest.raises(WireError, match=r"^meta\.s: type set cannot travel$"):
+        encode_message(message)
+
+
+def test_unregistered_payload_type_is_refused_on_encode() -> None:
+    @dataclass(frozen=True, eq=False)
+    class Unregistered(Payload):
+        kind = "test.unregistered"
+        n: int = 0
+
+    with pytest.raises(
+        WireError,
+        match=r"^payload type Unregistered is not registered for the wire; call "
+        r"fontus\.remote\.register_payload on it$",
+    ):
+        encode_message(Message(Unregistered()).freeze())
+
+
+def test_compressed_array_without_the_library_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fields = array_fields("<f4", (1000,), compression=pb.COMPRESSION_ZSTD, raw_size=4000)
+    data = audio_packet(fields, [zstd(RAMP.tobytes())])
+    monkeypatch.setitem(sys.modules, "zstandard", None)  # import zstandard now fails
+    raises(
+        data,
+        r"^audio\.audio: array is zstd-compressed but the library is not installed here; "
+        r"pip install 'fontus\[compression\]'$",
+    )
