@@ -581,12 +581,6 @@ def test_warped_form_with_protocol_auto_detects_juturna_remotize(
     check_labels(result["records"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="fontus.core.remoting turns warp_configuration's grpc_host/grpc_port into a target "
-    "without protocol: auto, so the warped form speaks fontus.v1 and Juturna's server answers "
-    "UNIMPLEMENTED; fix: default protocol to auto there when grpc_host/grpc_port are given",
-)
 def test_warped_form_detects_juturna_remotize_by_default(
     juturna_server_run: dict[str, Any],
 ) -> None:

@@ -23,8 +23,15 @@ def _validate(args: argparse.Namespace) -> int:
     # Building the pipeline runs exactly the checks `fontus run` does before starting
     # (marks, arguments, graph, node constructors) without warming anything up.
     pipeline = Pipeline.from_file(args.pipeline, args.overrides)
-    config = pipeline.config
-    print(f"ok: {_plural(len(config.nodes), 'node')}, {_plural(len(config.links), 'link')}")
+    config = pipeline.source_config  # as written, before remote nodes become Warps
+    remote = len(pipeline.config.nodes) != len(config.nodes) or any(
+        n.mark == "warp" for n in pipeline.config.nodes
+    )
+    line = f"ok: {_plural(len(config.nodes), 'node')}, {_plural(len(config.links), 'link')}"
+    if remote:
+        warps = [n.name for n in pipeline.config.nodes if n.mark == "warp"]
+        line += f" ({_plural(len(warps), 'remote session')}: {', '.join(warps)})"
+    print(line)
     return EXIT_OK
 
 

@@ -22,6 +22,7 @@ The shape (JSON or YAML)::
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import re
@@ -222,6 +223,23 @@ def expand_env(
     return value
 
 
+_TOP_KEYS = ("version", "plugins", "pipeline", "description")
+_PIPELINE_KEYS = ("name", "id", "folder", "nodes", "links", "description")
+
+
+def _unknown_keys(
+    mapping: Mapping[str, Any], allowed: tuple[str, ...], where: str, problems: list[str]
+) -> None:
+    """A misspelt section (``link:``) must not silently give an empty pipeline."""
+    if "pipeline" not in mapping and where == "the file":
+        allowed = (*allowed, *_PIPELINE_KEYS)  # the flat form: nodes and links at the top
+    for key in mapping:
+        if key not in allowed:
+            close = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.6)
+            hint = f"did you mean '{close[0]}'?" if close else f"allowed: {', '.join(allowed)}"
+            problems.append(f"{where}: unknown key '{key}'; {hint}")
+
+
 def _parse_sync(raw: Any, where: str, problems: list[str]) -> SyncConfig:
     try:
         if raw is None:
@@ -286,6 +304,8 @@ def parse_pipeline(
     if not isinstance(body, Mapping):
         raise PipelineInvalid(["missing 'pipeline' section with 'nodes' and 'links'"], source)
     base = Path(base_dir) if base_dir is not None else Path.cwd()
+    _unknown_keys(raw, _TOP_KEYS, "the file", problems)
+    _unknown_keys(body, _PIPELINE_KEYS, "pipeline", problems)
 
     plugins_raw = raw.get("plugins", []) or []
     if isinstance(plugins_raw, str):

@@ -41,7 +41,7 @@ REMOTE_KEYS = (
     "tls",
     "token_env",
     "protocol",
-    "retries",
+    "keepalive",
 )
 _JUTURNA_KEYS = {"grpc_host", "grpc_port", "timeout", "remote_config"}
 
@@ -63,6 +63,8 @@ def _remote_of(node: NodeConfig, problems: list[str]) -> dict[str, Any] | None:
             out.setdefault(
                 "target", f"{conf.get('grpc_host', '127.0.0.1')}:{conf.get('grpc_port', 50051)}"
             )
+            # Juturna's form: the server may well be a real `juturna remotize`; ask it.
+            out.setdefault("protocol", "auto")
         if "target" not in out:
             problems.append(
                 f"{where}: warp_configuration needs grpc_host and grpc_port (or target)"
@@ -183,7 +185,11 @@ def rewrite_remote_nodes(config: PipelineConfig) -> PipelineConfig:
             multi.add(warp_name)
         for m in members:
             member_of[m] = warp_name
-        on_error = "stop" if remote.get("on_error") == "stop" else first.on_error
+        # The node's own on_error: stop holds for its remote stand-in too (same behaviour
+        # local and remote): a failed request stops the pipeline.
+        if first.on_error == "stop" and "on_error" not in remote:
+            warp_conf["on_error"] = "stop"
+        on_error = "stop" if warp_conf.get("on_error") == "stop" else first.on_error
         new_nodes.append(
             NodeConfig(
                 name=warp_name,

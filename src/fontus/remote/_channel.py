@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 from collections.abc import Sequence
 from typing import Any
 
@@ -44,8 +46,26 @@ def normalise_target(target: str | Sequence[str]) -> str:
 
 
 def _resolve_localhost(t: str) -> str:
+    """``host:port`` with the host as an IPv4 address (gRPC's ipv4: list takes addresses only).
+
+    Names are resolved once, when the node is built; use ``dns:///name:port`` for
+    replicas whose addresses change (a Kubernetes headless Service).
+    """
     host, _, port = t.rpartition(":")
-    return f"127.0.0.1:{port}" if host == "localhost" else t
+    if host == "localhost":
+        return f"127.0.0.1:{port}"
+    try:
+        ipaddress.IPv4Address(host)
+        return t
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, int(port), socket.AF_INET, socket.SOCK_STREAM)
+    except (OSError, ValueError) as exc:
+        raise ValueError(
+            f"cannot resolve replica host {host!r} ({exc}); list IP addresses or use dns:///{host}:{port}"
+        ) from None
+    return f"{infos[0][4][0]}:{port}"
 
 
 def channel_options(

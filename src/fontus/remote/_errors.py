@@ -26,7 +26,11 @@ def from_status(code: grpc.StatusCode | None, detail: str | None, where: str) ->
     name = code.name if code is not None else "UNKNOWN"
     if code == grpc.StatusCode.UNAVAILABLE:
         hint = ""
-        if "connect" in text.lower() or "refused" in text.lower() or "dns" in text.lower():
+        lowered = text.lower()
+        if any(
+            k in lowered
+            for k in ("failed to connect", "connection refused", "dns resolution", "no answer")
+        ):
             hint = "; is 'fontus serve' running there, and is the address right?"
         return RemoteUnavailable(f"{where}: server unavailable ({text}){hint}")
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:

@@ -142,6 +142,12 @@ class Catalogue:
                 )
             mark = self.node
             configuration = {**self.node_config, **configuration}
+        elif self.allow and not mark:
+            raise Refusal(
+                "INVALID_ARGUMENT",
+                "the session names no mark, and this server hosts a catalogue; ask for one of: "
+                f"{', '.join(self.allow)} (node: {{mark: ...}} in the Warp, or the node's own mark)",
+            )
         elif self.allow and mark not in self.allow:
             raise Refusal(
                 "PERMISSION_DENIED",

@@ -135,11 +135,14 @@ class RemoteServer:
 
         address = self.config.address
         credentials = server_credentials(self.config)
-        port = (
-            server.add_secure_port(address, credentials)
-            if credentials
-            else server.add_insecure_port(address)
-        )
+        try:
+            port = (
+                server.add_secure_port(address, credentials)
+                if credentials
+                else server.add_insecure_port(address)
+            )
+        except RuntimeError:
+            port = 0  # grpc raises "Failed to bind" where older versions returned 0
         if port == 0:
             raise OSError(
                 f"could not listen on {address}: the port is in use or the address is not local"
@@ -193,18 +196,21 @@ class RemoteServer:
             log.info("session refused (%s): %s", refusal.code, refusal.detail)
             await context.abort(getattr(grpc.StatusCode, refusal.code), refusal.detail)
             return
-        opened = self._opened_frame(session, release)
-        yield opened
-        reader = asyncio.create_task(session.read(frames))
+        reader: asyncio.Task[None] | None = None
         end = StreamEnd()
         try:
+            # Inside the try: a client that cancels while Opened is being sent must
+            # still free its session (worker thread, nodes).
+            yield self._opened_frame(session, release)
+            reader = asyncio.create_task(session.read(frames))
             async for out in session.frames():
                 if isinstance(out, StreamEnd):
                     end = out
                     break
                 yield out
         finally:
-            reader.cancel()
+            if reader is not None:
+                reader.cancel()
             session.close()
             self.sessions.pop(session.id, None)
             release()

@@ -1,0 +1,516 @@
+"""Remote benchmark: a node behind a Warp, next to the transport floor, in one run.
+
+    python benchmarks/remote.py [--json results.json] [--repeats 3] [--quick]
+
+For each payload (20 ms audio, 1 s audio, 720p and 1080p rgb24 frames, a
+20-key object) and each way of running an identity node:
+
+* **local**: ``source → identity → sink`` in one process (the in-process
+  reference; its latency is source-to-sink with one message in flight);
+* **fontus w1 / w32**: ``source → identity (remote: target, window 1 or 32) →
+  sink`` against a real ``fontus serve`` (:class:`fontus.testing.LoopbackServer`);
+  round trip = the Warp's ``rtt`` quantiles (request sent → its Done received);
+* **echo w1 / w32**: the floor, a raw ``grpc.aio`` bidirectional stream
+  echoing the same encoded bytes, with the same number of messages in flight,
+  against an echo server in another process (as the Fontus server is);
+* **juturna**: a place for Juturna 2.1.1's Warp against its own ``juturna
+  remotize`` server (not measured yet; see :func:`run_juturna`).
+
+Messages/s are measured with the source (or the echo client) as fast as the
+window allows; round trips are measured in the same runs (so with 32 in
+flight they include waiting behind the other 31, for Fontus and the echo
+alike).  MB/s = messages/s x encoded message size.  Every number is the median
+of ``--repeats`` runs, run interleaved so that a noisy moment hits every
+column.  Goals (issue 4; reported, never asserted): window 32 small messages
+reach at least the raw echo's msgs/s (coalescing); window 1 p50 within 2.5x of
+the raw echo's; 1080p at least 0.8x the raw echo's MB/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import grpc
+
+from _bench import (
+    STAMP,
+    WARMUP_MESSAGES,
+    audio,
+    bench_registry,
+    image,
+    median,
+    pct,
+    run_pipeline,
+    twenty_keys,
+)
+from _util import print_table, write_json
+from fontus.core import Message, Payload, Registry
+from fontus.remote import encode_message
+from fontus.remote._loop import client_loop
+from fontus.testing import LoopbackServer
+
+REPEATS = 3
+WINDOWS = (1, 32)
+#: Bound of each run: it ends after this many seconds even if not every message was sent.
+MAX_RUN_S = 20.0
+#: Both ends of the echo allow the message size Fontus allows.
+MAX_MESSAGE_BYTES = 100 * 1024 * 1024
+#: The echo server ends on its own after this long, should its parent vanish without closing stdin.
+ECHO_SERVER_LIFETIME_S = 3600.0
+ECHO_METHOD = "/bench.Echo/Echo"
+
+#: Reference numbers of Juturna 2.1.1 on this class of machine (measured elsewhere, quoted).
+JUTURNA_REFERENCE = (
+    "Juturna 2.1.1 reference (not measured in this run): 20 ms audio ~1,300 msgs/s, "
+    "p50 0.74 ms; 1080p 31-92 msgs/s"
+)
+
+#: Goals this benchmark reports against (never asserted).
+GOAL_W32_SMALL_MSGS_RATIO = 1.0
+GOAL_W1_P50_RATIO = 2.5
+GOAL_1080P_MBS_RATIO = 0.8
+SMALL = ("audio 20 ms", "object 20 keys")
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    payload: Payload
+    count: int
+
+
+def cases(quick: bool) -> list[Case]:
+    small, medium, large = (200, 100, 20) if quick else (2000, 1000, 150)
+    return [
+        Case("audio 20 ms", audio(0.020), small),
+        Case("audio 1 s", audio(1.0), medium),
+        Case("image 720p", image(720, 1280), large),
+        Case("image 1080p", image(1080, 1920), large),
+        Case("object 20 keys", twenty_keys(), small),
+    ]
+
+
+@dataclass
+class Cell:
+    """One run of one payload one way: throughput and round-trip quantiles."""
+
+    msgs_per_s: float
+    p50_ms: float
+    p99_ms: float
+    mb_per_s: float
+    messages: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# -- the raw gRPC echo (the floor) -------------------------------------------------------
+def echo_server_main() -> int:
+    """Run in a subprocess: a grpc.aio echo server on 127.0.0.1, port printed on stdout."""
+
+    async def echo(
+        requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[bytes]:
+        async for data in requests:
+            yield data
+
+    async def serve() -> None:
+        options = [
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ]
+        server = grpc.aio.server(options=options)
+        handler = grpc.method_handlers_generic_handler(
+            "bench.Echo", {"Echo": grpc.stream_stream_rpc_method_handler(echo)}
+        )
+        server.add_generic_rpc_handlers((handler,))
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        print(f"listening on 127.0.0.1:{port}", flush=True)
+        await server.wait_for_termination(ECHO_SERVER_LIFETIME_S)
+        await server.stop(0)
+
+    def watch_parent() -> None:
+        sys.stdin.read()  # returns when the parent closes our stdin or exits
+        os._exit(0)
+
+    threading.Thread(target=watch_parent, daemon=True).start()
+    asyncio.run(serve())
+    return 0
+
+
+class EchoServer:
+    """The echo server subprocess (``remote.py --echo-server``)."""
+
+    def __init__(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, os.path.abspath(__file__), "--echo-server"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()  # bounded: the child prints this first, or dies
+        if not line.startswith("listening on "):
+            self.stop()
+            raise RuntimeError(f"echo server did not start: {line!r}")
+        self.target = line.split()[-1]
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            assert self.process.stdin is not None
+            self.process.stdin.close()
+            try:
+                self.process.wait(5.0)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5.0)
+
+
+async def _echo_run(target: str, data: bytes, count: int, window: int, max_s: float) -> Cell:
+    options = [
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ]
+    async with grpc.aio.insecure_channel(target, options=options) as channel:
+        await asyncio.wait_for(channel.channel_ready(), 10.0)
+        call = channel.stream_stream(ECHO_METHOD)()
+        slots = asyncio.Semaphore(window)
+        start = time.perf_counter()
+        stop_at = start + max_s
+        # A message is "sent" when its slot frees up, as a Warp's request is when its
+        # update gets a slot: with N in flight, waiting behind the writer counts too.
+        free_since: deque[float] = deque([start] * window)
+        sent_at: deque[float] = deque()
+
+        async def writer() -> None:
+            for _ in range(count):
+                await slots.acquire()
+                if time.perf_counter() > stop_at:
+                    break
+                sent_at.append(free_since.popleft())
+                await call.write(data)
+            await call.done_writing()
+
+        task = asyncio.create_task(writer())
+        rtts: list[float] = []
+        last = start
+        while True:
+            reply = await call.read()
+            if reply is grpc.aio.EOF:
+                break
+            last = time.perf_counter()
+            rtts.append(last - sent_at.popleft())
+            free_since.append(last)
+            slots.release()
+        await task
+    received = len(rtts)
+    steady = rtts[WARMUP_MESSAGES:] or rtts
+    rate = received / (last - start) if last > start else 0.0
+    return Cell(
+        msgs_per_s=rate,
+        p50_ms=pct(steady, 0.5) * 1000,
+        p99_ms=pct(steady, 0.99) * 1000,
+        mb_per_s=rate * len(data) / 1e6,
+        messages=received,
+    )
+
+
+def run_echo(target: str, data: bytes, count: int, window: int, max_s: float) -> Cell:
+    # On the loop thread Fontus's own clients use: grpc.aio wants one event loop per
+    # process (a second loop makes its completion queue poller fail with EAGAIN), and
+    # this way the echo client runs exactly where a Warp's stream would.
+    future = client_loop().submit(_echo_run(target, data, count, window, max_s))
+    return future.result(timeout=max_s + 30.0)
+
+
+# -- Fontus ----------------------------------------------------------------------------
+def run_local(case: Case, registry: Registry, size: int, max_s: float) -> Cell:
+    middle = [{"name": "node", "mark": "identity"}]
+    fast = run_pipeline(
+        middle, case.payload, count=case.count, max_s=max_s, lockstep=False, registry=registry
+    )
+    step = run_pipeline(
+        middle,
+        case.payload,
+        count=min(case.count, 500),
+        max_s=max_s,
+        lockstep=True,
+        registry=registry,
+    )
+    return Cell(
+        msgs_per_s=fast.rate,
+        p50_ms=pct(step.latencies, 0.5) * 1000,
+        p99_ms=pct(step.latencies, 0.99) * 1000,
+        mb_per_s=fast.rate * size / 1e6,
+        messages=fast.received,
+    )
+
+
+def run_fontus(
+    case: Case, registry: Registry, target: str, window: int, size: int, max_s: float
+) -> Cell:
+    middle = [
+        {
+            "name": "node",
+            "mark": "identity",
+            "remote": {"target": target, "window": window, "timeout": 60.0},
+        }
+    ]
+    run = run_pipeline(
+        middle, case.payload, count=case.count, max_s=max_s, lockstep=False, registry=registry
+    )
+    warp = run.extra.get("node", {})
+    if run.state != "done" or run.received != run.produced:
+        raise RuntimeError(
+            f"fontus w{window} {case.name}: run {run.state}, "
+            f"{run.received} of {run.produced} messages arrived"
+        )
+    return Cell(
+        msgs_per_s=run.rate,
+        p50_ms=float(warp.get("rtt_p50_ms", 0.0)),
+        p99_ms=float(warp.get("rtt_p99_ms", 0.0)),
+        mb_per_s=run.rate * size / 1e6,
+        messages=run.received,
+        extra={
+            "source_to_sink_p50_ms": pct(run.latencies, 0.5) * 1000,
+            "bytes_out": warp.get("bytes_out", 0),
+            "bytes_in": warp.get("bytes_in", 0),
+        },
+    )
+
+
+# -- Juturna ----------------------------------------------------------------------------------
+def run_juturna(case: Case, window: int, max_s: float) -> Cell | None:
+    """Juturna 2.1.1's Warp against its own ``juturna remotize``, same payload and count.
+
+    Measured by ``_juturna_bench.py`` (Juturna's venv, private network namespace; see
+    there).  Juturna's Warp has one call in flight, so only ``window`` 1 exists.
+    None (the column reads "not run") when the Juturna venv or namespaces are missing.
+    """
+    from _juturna_bench import measure_juturna
+
+    return measure_juturna(case, max_s, Cell)
+
+
+# -- the run -----------------------------------------------------------------------------
+COLUMNS = ("local", "fontus w1", "echo w1", "fontus w32", "echo w32", "juturna w1")
+
+
+def encoded_size(payload: Payload) -> tuple[bytes, int]:
+    data = encode_message(Message(payload, timers={STAMP: 0.0}).freeze())
+    return data, len(data)
+
+
+def measure_all(
+    chosen: list[Case], columns: list[str], repeats: int, max_s: float
+) -> dict[str, dict[str, list[Cell]]]:
+    registry = bench_registry()
+    runs: dict[str, dict[str, list[Cell]]] = {c.name: {k: [] for k in columns} for c in chosen}
+    echo = EchoServer()
+    try:
+        with LoopbackServer(["--allow", "identity"]) as server:
+            for r in range(repeats):
+                for case in chosen:
+                    data, size = encoded_size(case.payload)
+                    for column in columns:
+                        print(f"  repeat {r + 1}/{repeats}: {case.name}, {column}", flush=True)
+                        cell: Cell | None
+                        if column == "local":
+                            cell = run_local(case, registry, size, max_s)
+                        elif column.startswith("fontus w"):
+                            w = int(column.removeprefix("fontus w"))
+                            cell = run_fontus(case, registry, server.target, w, size, max_s)
+                        elif column.startswith("echo w"):
+                            w = int(column.removeprefix("echo w"))
+                            cell = run_echo(echo.target, data, case.count, w, max_s)
+                        else:
+                            cell = run_juturna(case, 1, max_s)
+                        if cell is not None:
+                            runs[case.name][column].append(cell)
+    finally:
+        echo.stop()
+    return runs
+
+
+def summarise(cells: list[Cell]) -> Cell | None:
+    if not cells:
+        return None
+    return Cell(
+        msgs_per_s=median([c.msgs_per_s for c in cells]),
+        p50_ms=median([c.p50_ms for c in cells]),
+        p99_ms=median([c.p99_ms for c in cells]),
+        mb_per_s=median([c.mb_per_s for c in cells]),
+        messages=int(median([c.messages for c in cells])),
+    )
+
+
+def noisy(cells: list[Cell]) -> str:
+    rates = [c.msgs_per_s for c in cells]
+    mid = median(rates)
+    return " ~" if mid and (max(rates) - min(rates)) / mid > 0.25 else ""
+
+
+def ratio(a: float, b: float) -> float | None:
+    return a / b if b else None
+
+
+def fmt_ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--json", metavar="PATH", help="also write the results to PATH as JSON")
+    parser.add_argument("--repeats", type=int, default=REPEATS, help="runs per cell")
+    parser.add_argument("--quick", action="store_true", help="a fast smoke run (few messages)")
+    parser.add_argument("--payloads", default="", help="only these payloads (comma-separated)")
+    parser.add_argument("--columns", default="", help="only these columns (comma-separated)")
+    parser.add_argument("--echo-server", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.echo_server:
+        return echo_server_main()
+
+    chosen = cases(args.quick)
+    if args.payloads:
+        wanted = {p.strip() for p in args.payloads.split(",")}
+        chosen = [c for c in chosen if c.name in wanted]
+    columns = list(COLUMNS)
+    if args.columns:
+        wanted = {c.strip() for c in args.columns.split(",")}
+        columns = [c for c in columns if c in wanted]
+    repeats = 1 if args.quick else args.repeats
+    max_s = 5.0 if args.quick else MAX_RUN_S
+
+    started = time.monotonic()
+    runs = measure_all(chosen, columns, repeats, max_s)
+    elapsed = time.monotonic() - started
+    sizes = {c.name: encoded_size(c.payload)[1] for c in chosen}
+    med = {name: {col: summarise(cells) for col, cells in by.items()} for name, by in runs.items()}
+
+    def table(title: str, show: Any, notes: list[str]) -> None:
+        rows = []
+        for case in chosen:
+            row: list[str] = [case.name, f"{sizes[case.name]:,}"]
+            for column in columns:
+                cell = med[case.name][column]
+                row.append("not run" if cell is None else show(cell, runs[case.name][column]))
+            rows.append(row)
+        print_table(title, ["payload", "bytes", *columns], rows, notes=notes)
+
+    table(
+        f"messages/s (median of {repeats})",
+        lambda c, cells: f"{c.msgs_per_s:,.0f}{noisy(cells)}",
+        ["~ marks a noisy median (runs spread over 25%)"],
+    )
+    table(
+        "round trip p50 / p99 ms",
+        lambda c, cells: f"{c.p50_ms:.2f} / {c.p99_ms:.2f}",
+        [
+            "fontus: the Warp's rtt (request sent → Done received); echo: write → reply; "
+            "local: source → sink, one message in flight",
+        ],
+    )
+    table("MB/s (messages/s x encoded size)", lambda c, cells: f"{c.mb_per_s:,.1f}", [])
+
+    ratios: dict[str, dict[str, float | None]] = {}
+    ratio_rows = []
+    for case in chosen:
+        row = [case.name]
+        entry: dict[str, float | None] = {}
+        for w in WINDOWS:
+            f, e = med[case.name].get(f"fontus w{w}"), med[case.name].get(f"echo w{w}")
+            for metric in ("msgs_per_s", "p50_ms", "mb_per_s"):
+                value = ratio(getattr(f, metric), getattr(e, metric)) if f and e else None
+                entry[f"w{w}_{metric}"] = value
+                row.append(fmt_ratio(value))
+        ratios[case.name] = entry
+        ratio_rows.append(row)
+    goals = evaluate_goals(ratios)
+    print_table(
+        "fontus / raw gRPC echo (same window)",
+        [
+            "payload",
+            "w1 msgs/s",
+            "w1 p50",
+            "w1 MB/s",
+            "w32 msgs/s",
+            "w32 p50",
+            "w32 MB/s",
+        ],
+        ratio_rows,
+        notes=[
+            "msgs/s and MB/s: higher is better (1.00x = the floor); p50: lower is better",
+            *(
+                f"goal {g['goal']}: {', '.join(f'{k} {fmt_ratio(v)}' for k, v in g['values'].items())}"
+                f" -> {g['verdict']}"
+                for g in goals
+            ),
+            JUTURNA_REFERENCE,
+            f"total {elapsed:.0f} s",
+        ],
+    )
+    if args.json:
+        write_json(
+            args.json,
+            {
+                "benchmark": "remote",
+                "repeats": repeats,
+                "sizes": sizes,
+                "counts": {c.name: c.count for c in chosen},
+                "median": {
+                    n: {col: (asdict(c) if c else None) for col, c in by.items()}
+                    for n, by in med.items()
+                },
+                "runs": {
+                    n: {col: [asdict(c) for c in cells] for col, cells in by.items()}
+                    for n, by in runs.items()
+                },
+                "ratios": ratios,
+                "goals": goals,
+            },
+        )
+    return 0
+
+
+def evaluate_goals(ratios: dict[str, dict[str, float | None]]) -> list[dict[str, Any]]:
+    def check(goal: str, values: dict[str, float | None], ok: Any) -> dict[str, Any]:
+        known = {k: v for k, v in values.items() if v is not None}
+        verdict = "not measured"
+        if known:
+            verdict = "met" if all(ok(v) for v in known.values()) else "MISSED"
+        return {"goal": goal, "values": values, "verdict": verdict}
+
+    return [
+        check(
+            f"w32 small msgs/s >= {GOAL_W32_SMALL_MSGS_RATIO}x echo",
+            {n: ratios[n].get("w32_msgs_per_s") for n in SMALL if n in ratios},
+            lambda v: v >= GOAL_W32_SMALL_MSGS_RATIO,
+        ),
+        check(
+            f"w1 p50 <= {GOAL_W1_P50_RATIO}x echo",
+            {n: r.get("w1_p50_ms") for n, r in ratios.items()},
+            lambda v: v <= GOAL_W1_P50_RATIO,
+        ),
+        check(
+            f"1080p MB/s >= {GOAL_1080P_MBS_RATIO}x echo",
+            {
+                f"w{w}": ratios["image 1080p"].get(f"w{w}_mb_per_s")
+                for w in WINDOWS
+                if "image 1080p" in ratios
+            },
+            lambda v: v >= GOAL_1080P_MBS_RATIO,
+        ),
+    ]
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,271 @@
+"""Real ``fontus serve`` processes on 127.0.0.1, shared by the remote integration tests.
+
+Starting a server costs about a second, so the servers are session-scoped and
+reused: ``catalogue_server`` allows every built-in processor with isolated
+sessions, ``shared_server`` hosts ``running_sum`` with ``--sessions shared``,
+``node_server`` hosts one fixed ``gain`` (Juturna's shape).  A test that must
+stop or signal its server (drain on SIGTERM) starts its own.
+
+Helpers, as fixtures of the same names (test modules cannot import a
+conftest): ``fontus`` runs the command line, ``fontus_many`` runs several
+commands at once, ``write_pipeline`` writes a pipeline file, ``build_pipeline``
+builds an in-process pipeline whose ``collect`` sinks keep what they receive
+(``pipeline.nodes[name].messages``), ``listening`` starts a ``fontus`` command
+that listens (``remotize``).  Everything listens on 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from fontus.core import Message, Pipeline, Registry, Sink
+from fontus.testing import LoopbackServer
+
+FONTUS = [sys.executable, "-m", "fontus"]
+#: Every built-in processing mark: what the catalogue server allows.
+PROCESSORS = (
+    "identity",
+    "repeat",
+    "delay",
+    "gain",
+    "energy_vad",
+    "running_sum",
+    "fail_every",
+    "grayscale",
+)
+#: Bound on one CLI command: they take about half a second; 60 s only covers a loaded machine.
+COMMAND_TIMEOUT_S = 60.0
+#: How long a started process gets to print its "listening on" line.
+LISTEN_TIMEOUT_S = 30.0
+_LISTENING = re.compile(r"listening on 127\.0\.0\.1:(\d+)")
+
+
+# -- the command line -------------------------------------------------------------
+
+
+def _fontus(
+    *args: str | Path, env: dict[str, str] | None = None, timeout: float = COMMAND_TIMEOUT_S
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m fontus ARGS`` to its end (bounded) and capture its output."""
+    return subprocess.run(
+        [*FONTUS, *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {}), "COLUMNS": "200"},
+    )
+
+
+def _fontus_many(
+    *commands: Sequence[str | Path], timeout: float = COMMAND_TIMEOUT_S
+) -> list[subprocess.CompletedProcess[str]]:
+    """Run several ``fontus`` commands at the same time; wait for all of them (bounded)."""
+    env = {**os.environ, "COLUMNS": "200"}
+    procs = [
+        subprocess.Popen(
+            [*FONTUS, *map(str, args)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for args in commands
+    ]
+    deadline = time.monotonic() + timeout
+    done = []
+    try:
+        for proc in procs:
+            out, err = proc.communicate(timeout=max(0.1, deadline - time.monotonic()))
+            done.append(subprocess.CompletedProcess(proc.args, proc.returncode, out, err))
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+    return done
+
+
+def _write_pipeline(
+    path: Path,
+    nodes: list[dict[str, Any]],
+    links: Sequence[tuple[str, str]],
+    *,
+    name: str = "remote-test",
+) -> Path:
+    """A pipeline file at ``path`` (YAML)."""
+    body = {
+        "version": "1",
+        "pipeline": {
+            "name": name,
+            "nodes": nodes,
+            "links": [{"from": a, "to": b} for a, b in links],
+        },
+    }
+    path.write_text(yaml.safe_dump(body, sort_keys=False), encoding="utf-8")
+    return path
+
+
+class ListeningProcess:
+    """A ``fontus`` command that listens on 127.0.0.1 (``remotize``); knows its port and log."""
+
+    def __init__(self, *args: str | Path) -> None:
+        self.process = subprocess.Popen(
+            [*FONTUS, *map(str, args)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        self.lines: list[str] = []
+        self.port = 0
+        self._listening = threading.Event()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        if not self._listening.wait(LISTEN_TIMEOUT_S) or not self.port:
+            self.process.kill()
+            self.process.wait(10)
+            raise RuntimeError(f"fontus {args} did not listen:\n" + "\n".join(self.lines))
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line.rstrip("\n"))
+            match = _LISTENING.search(line)
+            if match:
+                self.port = int(match.group(1))
+                self._listening.set()
+        self._listening.set()  # exited: the waiter sees port 0 and reports the log
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def stop(self) -> int:
+        """SIGTERM (a graceful drain), wait for the exit, and for the last lines of output."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            code = self.process.wait(COMMAND_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            code = self.process.wait(10)
+        self._reader.join(10)
+        return code
+
+
+# -- in-process pipelines ---------------------------------------------------------
+
+
+class Collect(Sink):
+    """Keeps every message it receives (tests only)."""
+
+    mark = "collect"
+
+    def __init__(self) -> None:
+        self.messages: list[Message[Any]] = []
+
+    def update(self, message: Message[Any]) -> None:
+        self.messages.append(message)
+
+
+def _build_pipeline(
+    nodes: list[dict[str, Any]], links: Sequence[tuple[str, str]], *, name: str = "remote-test"
+) -> Pipeline:
+    """An in-process pipeline of built-in marks plus ``collect``."""
+    registry = Registry()
+    registry.add(Collect)
+    raw = {
+        "version": "1",
+        "pipeline": {
+            "name": name,
+            "nodes": nodes,
+            "links": [{"from": a, "to": b} for a, b in links],
+        },
+    }
+    return Pipeline.from_dict(raw, registry=registry)
+
+
+@pytest.fixture(scope="session")
+def fontus() -> Callable[..., subprocess.CompletedProcess[str]]:
+    return _fontus
+
+
+@pytest.fixture(scope="session")
+def fontus_many() -> Callable[..., list[subprocess.CompletedProcess[str]]]:
+    return _fontus_many
+
+
+@pytest.fixture(scope="session")
+def write_pipeline() -> Callable[..., Path]:
+    return _write_pipeline
+
+
+@pytest.fixture(scope="session")
+def build_pipeline() -> Callable[..., Pipeline]:
+    return _build_pipeline
+
+
+@pytest.fixture
+def listening() -> Iterator[Callable[..., ListeningProcess]]:
+    """Starts ``fontus ARGS`` that listen; each is stopped (SIGTERM) after the test."""
+    started: list[ListeningProcess] = []
+
+    def start(*args: str | Path) -> ListeningProcess:
+        started.append(ListeningProcess(*args))
+        return started[-1]
+
+    yield start
+    for process in started:
+        process.stop()
+
+
+# -- servers ----------------------------------------------------------------------
+
+
+def _serve(*args: str) -> Iterator[LoopbackServer]:
+    server = LoopbackServer(list(args)).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def catalogue_server() -> Iterator[LoopbackServer]:
+    """``fontus serve --allow <every built-in processor>``, isolated sessions."""
+    yield from _serve("--allow", ",".join(PROCESSORS))
+
+
+@pytest.fixture(scope="session")
+def shared_server() -> Iterator[LoopbackServer]:
+    """``fontus serve --allow running_sum --sessions shared``: one instance for every session."""
+    yield from _serve("--allow", "running_sum", "--sessions", "shared")
+
+
+#: The fixed node of ``node_server`` (and of the ``remotize`` test).
+NODE_SERVER_FACTOR = 0.5
+
+
+@pytest.fixture(scope="session")
+def gain_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("gain-config") / "gain.json"
+    path.write_text(f'{{"factor": {NODE_SERVER_FACTOR}}}', encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def node_server(gain_config: Path) -> Iterator[LoopbackServer]:
+    """``fontus serve --node gain --config FILE`` (factor 0.5): Juturna's one-node shape."""
+    yield from _serve("--node", "gain", "--config", str(gain_config))
