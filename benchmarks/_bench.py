@@ -18,6 +18,7 @@ Every run is bounded in messages and in seconds.
 
 from __future__ import annotations
 
+import itertools
 import statistics
 import threading
 import time
@@ -218,7 +219,7 @@ def run_pipeline(
         "pipeline": {
             "name": name,
             "nodes": nodes,
-            "links": [{"from": a, "to": b} for a, b in zip(names, names[1:], strict=False)],
+            "links": [{"from": a, "to": b} for a, b in itertools.pairwise(names)],
         },
     }
     pipeline = Pipeline.from_dict(raw, registry=registry)

@@ -33,10 +33,10 @@ from fontus.core import Payload, Registry
 
 #: Messages per run: enough for a stable p99 (the top 1% is 10-30 samples), bounded
 #: in time too, so a slow machine still finishes.
-FLAT_OUT_MESSAGES = 3000
-LOCKSTEP_MESSAGES = 1000
+FLAT_OUT_MESSAGES = 10_000
+LOCKSTEP_MESSAGES = 2000
 MAX_RUN_S = 15.0
-REPEATS = 3
+REPEATS = 5
 CHAINS = (1, 4, 8)
 
 
