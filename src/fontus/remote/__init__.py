@@ -6,6 +6,7 @@ Needs the ``remote`` extra: ``pip install 'fontus[remote]'``.
 from ..core.errors import RemoteError, RemoteRefused, RemoteTimeout, RemoteUnavailable, WireError
 from ._arrays import CompressionConfig, available_compressions
 from ._limits import WireLimits
+from ._security import TLSConfig, channel_credentials, token_metadata
 from .codec import decode_message, encode_message, register_payload
 
 __all__ = [
@@ -14,10 +15,13 @@ __all__ = [
     "RemoteRefused",
     "RemoteTimeout",
     "RemoteUnavailable",
+    "TLSConfig",
     "WireError",
     "WireLimits",
     "available_compressions",
+    "channel_credentials",
     "decode_message",
     "encode_message",
     "register_payload",
+    "token_metadata",
 ]

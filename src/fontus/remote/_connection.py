@@ -119,7 +119,8 @@ class Connection:
             metadata=self.metadata,
             liveness_s=self.warp.keepalive,
         )
-        opened = await stream.open(self.warp._open_frame(), timeout)
+        # At pipeline start, fail fast when nothing listens (wait_for_ready off).
+        opened = await stream.open(self.warp._open_frame(), timeout, wait_for_ready=False)
         self.stream = stream
         self.session_id = opened.session_id
         self.window = opened.window

@@ -61,7 +61,12 @@ def encode_juturna_request(
     return JuturnaItem(seq, data, len(data))
 
 
-async def probe_protocol(channel: grpc.aio.Channel, timeout: float, where: str) -> str:
+async def probe_protocol(
+    channel: grpc.aio.Channel,
+    timeout: float,
+    where: str,
+    metadata: tuple[tuple[str, str], ...] = (),
+) -> str:
     """``"fontus"`` when the server answers Fontus's Describe, ``"juturna"`` when it does not know it."""
     describe = channel.unary_unary(
         DESCRIBE_METHOD,
@@ -69,7 +74,9 @@ async def probe_protocol(channel: grpc.aio.Channel, timeout: float, where: str) 
         response_deserializer=spb.Description.FromString,
     )
     try:
-        await describe(spb.DescribeRequest(), timeout=timeout, wait_for_ready=True)
+        await describe(
+            spb.DescribeRequest(), timeout=timeout, wait_for_ready=True, metadata=metadata or None
+        )
     except grpc.aio.AioRpcError as exc:
         if exc.code() == grpc.StatusCode.UNIMPLEMENTED:
             return "juturna"

@@ -58,7 +58,7 @@ FIRST_REQUEST_WAIT_S = 1.0
 
 # -- files -----------------------------------------------------------------------------
 class _Encrypted(Exception):
-    """Raised by the password callback: the key file is encrypted."""
+    """Raised by ``_no_password``, OpenSSL's password callback: the key file is encrypted."""
 
 
 def _no_password() -> str:
@@ -81,11 +81,7 @@ def _reason(exc: OSError) -> str:
 
 
 def _certificates(what: str, path: str) -> bytes:
-    """The PEM certificates in ``path``, parsed by OpenSSL now.
-
-    gRPC would otherwise take garbage here and fail every handshake later with
-    an error that names neither the flag nor the file.
-    """
+    # Parsed by OpenSSL now: gRPC would take garbage and fail every handshake later.
     data = _read_pem(what, path)
     try:
         ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cadata=data.decode("ascii"))
@@ -104,10 +100,8 @@ def _key_pair(cert_what: str, cert: str, key_what: str, key: str) -> tuple[bytes
             os.path.expanduser(cert), os.path.expanduser(key), password=_no_password
         )
     except _Encrypted:
-        raise ConfigError(
-            f"{key_what} {key}: the key is encrypted; gRPC needs an unencrypted key file "
-            "(readable only by its user)"
-        ) from None
+        msg = "the key is encrypted; gRPC needs an unencrypted key file (readable only by its user)"
+        raise ConfigError(f"{key_what} {key}: {msg}") from None
     except OSError as exc:
         if "MISMATCH" in _reason(exc).upper():
             raise ConfigError(
@@ -154,9 +148,9 @@ class TokenAuth(grpc.aio.ServerInterceptor):
     """
 
     def __init__(self, tokens: Sequence[str]) -> None:
-        if not tokens or not all(t.strip() for t in tokens):
-            raise ConfigError("TokenAuth needs at least one non-empty token")
         self._tokens = tuple(t.strip().encode() for t in tokens)
+        if not self._tokens or not all(self._tokens):
+            raise ConfigError("TokenAuth needs at least one non-empty token")
 
     def __repr__(self) -> str:
         return f"TokenAuth({len(self._tokens)} tokens)"
@@ -174,10 +168,8 @@ class TokenAuth(grpc.aio.ServerInterceptor):
         if presented is None:
             return MISSING_TOKEN
         # Compare with every token, so timing tells neither whether nor which one matched.
-        matched = False
-        for known in self._tokens:
-            matched |= hmac.compare_digest(presented, known)
-        return "" if matched else WRONG_TOKEN
+        matched = [hmac.compare_digest(presented, known) for known in self._tokens]
+        return "" if any(matched) else WRONG_TOKEN
 
     async def intercept_service(
         self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
@@ -262,9 +254,7 @@ class TLSConfig:
         return cls(**{k: ("" if v is None else v) for k, v in data.items()})
 
 
-def channel_credentials(
-    tls: TLSConfig,
-) -> tuple[grpc.ChannelCredentials, list[tuple[str, Any]]]:
+def channel_credentials(tls: TLSConfig) -> tuple[grpc.ChannelCredentials, list[tuple[str, Any]]]:
     """Credentials and extra channel options for ``tls``; reads (and checks) its files now."""
     root = _certificates("tls.ca", tls.ca) if tls.ca else None
     cert = key = None
@@ -273,10 +263,8 @@ def channel_credentials(
     credentials = grpc.ssl_channel_credentials(
         root_certificates=root, private_key=key, certificate_chain=cert
     )
-    options: list[tuple[str, Any]] = []
-    if tls.server_name:
-        options.append(("grpc.ssl_target_name_override", tls.server_name))
-    return credentials, options
+    name = tls.server_name
+    return credentials, [("grpc.ssl_target_name_override", name)] if name else []
 
 
 class _Metadata(tuple[tuple[str, str], ...]):
@@ -289,11 +277,8 @@ class _Metadata(tuple[tuple[str, str], ...]):
 
 
 def token_metadata(token_env: str) -> tuple[tuple[str, str], ...]:
-    """``authorization: Bearer <token>`` metadata, the token read from ``token_env`` now.
-
-    Empty ``token_env``: no metadata. Read at call time, so a restarted session
-    picks up a rotated token.
-    """
+    """``authorization: Bearer <token>`` metadata, the token read from ``token_env`` now
+    (empty ``token_env``: no metadata)."""
     if not token_env:
         return ()
     value = os.environ.get(token_env, "").strip()

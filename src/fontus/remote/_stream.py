@@ -66,10 +66,14 @@ class RemoteStream:
         self.last_heard = 0.0
         self._dead: RemoteError | None = None
 
-    async def open(self, open_frame: bytes, timeout: float) -> Any:
-        """Send Open and wait for Opened; raises the mapped RemoteError on refusal."""
+    async def open(self, open_frame: bytes, timeout: float, *, wait_for_ready: bool = True) -> Any:
+        """Send Open and wait for Opened; raises the mapped RemoteError on refusal.
+
+        ``wait_for_ready=False`` fails at once when the server refuses connections
+        (a mistyped port at pipeline start); reconnects wait for a server coming back.
+        """
         method = self.channel.stream_stream(SESSION_METHOD)
-        self.call = method(metadata=self.metadata or None, wait_for_ready=True)
+        self.call = method(metadata=self.metadata or None, wait_for_ready=wait_for_ready)
         try:
             await asyncio.wait_for(self.call.write(open_frame), timeout)
             data = await asyncio.wait_for(self.call.read(), timeout)

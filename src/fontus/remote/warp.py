@@ -254,7 +254,9 @@ class Warp(Node):
         self._channel = make_channel(self._channel_target, credentials, extra_options=options)
         self._channel_made_at = time.monotonic()
         if self.protocol == "auto":
-            self.protocol = await probe_protocol(self._channel, self.open_timeout, self.where)
+            self.protocol = await probe_protocol(
+                self._channel, self.open_timeout, self.where, self._metadata
+            )
             log.info("%s: server speaks the %s protocol", self.where, self.protocol)
         if self.protocol == "juturna":
             if not self._window_explicit and self.window > 1:

@@ -15,7 +15,7 @@ from typing import Any
 
 from ...core._values import thaw_value
 from ...core.config import PipelineConfig
-from ...core.errors import ConfigError, PluginLoadError
+from ...core.errors import ConfigError, NodeError, PluginLoadError
 from ...core.registry import NodeSpec, Registry
 from ...core.validate import check_arguments, find_cycle
 
@@ -111,11 +111,11 @@ class Catalogue:
                 # than at every session; constructors only keep arguments, warmup loads.
                 try:
                     spec.build(dict(arguments))
-                except Exception as exc:  # noqa: BLE001 - reported as a startup problem
-                    problems.append(
-                        f"{where}: mark '{self.node}' could not be built: "
-                        f"{type(exc).__name__}: {exc}"
-                    )
+                except Exception as exc:  # noqa: BLE001 - user __init__: reported, exit 1
+                    raise NodeError(
+                        self.node,
+                        f"could not be built from {where}: {type(exc).__name__}: {exc}",
+                    ) from None
         if problems:
             raise ConfigError("; ".join(problems))
 
