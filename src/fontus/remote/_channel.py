@@ -15,6 +15,7 @@ __all__ = [
     "channel_options",
     "make_channel",
     "normalise_target",
+    "replica_targets",
 ]
 
 #: Ping an idle connection every 2 s and give up 2 s after an unanswered ping:
@@ -43,6 +44,15 @@ def normalise_target(target: str | Sequence[str]) -> str:
     if any(t.startswith("[") for t in targets):
         return "ipv6:" + ",".join(targets)
     return "ipv4:" + ",".join(_resolve_localhost(t) for t in targets)
+
+
+def replica_targets(target: str) -> list[str]:
+    """One target per replica of an ``ipv4:``/``ipv6:`` list (``normalise_target``'s output);
+    ``[]`` for a single address or a ``dns:`` name, whose replicas are not known up front."""
+    scheme, _, addresses = target.partition(":")
+    if scheme not in ("ipv4", "ipv6") or "," not in addresses:
+        return []
+    return [f"{scheme}:{address}" for address in addresses.split(",")]
 
 
 def _resolve_localhost(t: str) -> str:
@@ -102,12 +112,20 @@ def make_channel(
     credentials: grpc.ChannelCredentials | None = None,
     *,
     extra_options: Sequence[tuple[str, Any]] = (),
+    own_connections: bool = False,
     **kwargs: Any,
 ) -> grpc.aio.Channel:
     """A channel to ``target``: TLS when ``credentials`` are given (with their
-    ``extra_options``, e.g. a server name override, from ``channel_credentials``)."""
+    ``extra_options``, e.g. a server name override, from ``channel_credentials``).
+
+    Channels with the same options share their connections (gRPC's global subchannel
+    pool); ``own_connections`` makes new ones, for leaving a frozen server behind: its
+    shared connection stays READY, and keeps being picked, long after a session saw it
+    fall silent."""
     balanced = target.startswith(("ipv4:", "ipv6:", "dns:"))
     options = [*channel_options(balanced=balanced, **kwargs), *extra_options]
+    if own_connections:
+        options.append(("grpc.use_local_subchannel_pool", 1))
     if credentials is not None:
         return grpc.aio.secure_channel(target, credentials, options=options)
     return grpc.aio.insecure_channel(target, options=options)

@@ -20,7 +20,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from ..core.errors import RemoteError, RemoteRefused
+from ..core.errors import RemoteError, RemoteRefused, RemoteUnavailable
 from ._limits import DEFAULT_LIMITS
 from ._stream import RemoteStream
 
@@ -108,11 +108,25 @@ class Connection:
     def bytes_in(self) -> int:
         return self._bytes_before[1] + (self.stream.bytes_in if self.stream else 0)
 
-    async def open(self, timeout: float) -> None:
-        """Open the session; raises the mapped RemoteError (used at warmup: fail fast)."""
+    async def open(self, timeout: float, preferred: Any = None) -> None:
+        """Open the session; raises the mapped RemoteError (used at warmup: fail fast).
+
+        ``preferred`` is a channel to one replica, tried first so that the sessions of
+        ``streams`` start on different replicas; when that replica is down or draining,
+        the balancer of ``channel`` picks another.
+        """
+        if preferred is not None:
+            try:
+                await self._open_on(preferred, max(1.0, min(timeout, self.warp.keepalive)))
+                return
+            except RemoteUnavailable as exc:
+                log.info("%s: preferred replica unavailable (%s)", self.where, exc)
+        await self._open_on(self.channel, timeout)
+
+    async def _open_on(self, channel: Any, timeout: float) -> None:
         self.generation += 1
         stream = RemoteStream(
-            self.channel,
+            channel,
             _Sink(self, self.generation),
             self.where,
             DEFAULT_LIMITS,

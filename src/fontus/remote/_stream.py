@@ -197,6 +197,12 @@ class RemoteStream:
         except Exception as exc:  # noqa: BLE001 - any other failure ends this stream, reported once
             error = RemoteError(f"{self.where}: session failed: {type(exc).__name__}: {exc}")
             self.call.cancel()
+        # The writer may still wait for frames and the watchdog tick: end them with the
+        # stream, or they linger until the replaced stream is garbage-collected, which
+        # asyncio reports as "Task was destroyed but it is pending!".
+        for task in self._tasks:
+            if task is not asyncio.current_task():
+                task.cancel()
         sink.on_end(error)
 
     async def _watchdog(self) -> None:

@@ -22,7 +22,7 @@ from ..core.node import Node
 from ..core.payloads import ConfigPayload, ObjectPayload
 from ..core.stats import LatencyWindow
 from ._arrays import CompressionConfig
-from ._channel import make_channel, normalise_target
+from ._channel import make_channel, normalise_target, replica_targets
 from ._connection import Connection
 from ._frames import EncodedItem, control_frame, encode_request
 from ._juturna_client import JuturnaItem, JuturnaTransport, encode_juturna_request, probe_protocol
@@ -273,11 +273,19 @@ class Warp(Node):
         self._conns = [
             Connection(self, i, self._channel, self._metadata) for i in range(self.streams)
         ]
+        # gRPC's round robin starts each new picker (one per change in the replicas'
+        # states) at a random replica, so sessions opened in a row may share one: with a
+        # list of replicas, session i first tries replica i through a channel of its own.
+        placed = [
+            make_channel(replica, credentials, extra_options=options)
+            for replica in (replica_targets(self._channel_target) if self.streams > 1 else [])
+        ]
+        self._old_channels.extend(placed)  # closed in destroy
         try:
-            # One after the other: by the time the second opens, every replica's
-            # connection is up, so round robin spreads the sessions across replicas.
             for conn in self._conns:
-                await conn.open(self.open_timeout)
+                await conn.open(
+                    self.open_timeout, placed[conn.index % len(placed)] if placed else None
+                )
         except BaseException:
             for conn in self._conns:
                 conn.cancel()
@@ -528,7 +536,10 @@ class Warp(Node):
         if self._channel_made_at < broke_at:
             self._old_channels.append(self._channel)
             self._channel = make_channel(
-                self._channel_target, self._credentials, extra_options=self._channel_options
+                self._channel_target,
+                self._credentials,
+                extra_options=self._channel_options,
+                own_connections=True,
             )
             self._channel_made_at = time.monotonic()
         return self._channel

@@ -1,0 +1,498 @@
+"""Faults under a running pipeline (ARCHITECTURE §3.2 point 6, §3.4; issue 5 item 6).
+
+Real ``fontus serve`` processes on 127.0.0.1 are killed, restarted, frozen and
+drained while a Warp streams to them.  For a deterministic stateless node the
+downstream ``jsonl`` must be identical, line for line, to a local run of the same
+pipeline: nothing lost, nothing duplicated.  A stateful node restarts from empty
+state (documented), and a request that cannot finish while no server is up is
+reported, never dropped.  Each fault is injected once the sink has received some
+outputs (polled from the pipeline stats), not after a fixed sleep.
+
+The failover numbers (kill, restart, SIGSTOP) are printed (``-s``) and merged into
+``fault_numbers.json`` under the pytest base temporary directory.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import signal
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fontus.core import Pipeline
+from fontus.remote.admin import server_stats
+from fontus.remote.warp import DEFAULT_KEEPALIVE_S, DEFAULT_WINDOW
+from fontus.testing import LoopbackServer
+
+pytestmark = pytest.mark.timeout(60)
+
+#: The fault servers: the marks they host; -v logs their sessions (lifecycle only).
+SERVE_ARGS = ("-v", "--allow", "gain,running_sum")
+#: Messages of the audio runs: 20 ms chunks of a sine tone.
+COUNT = 2000
+#: A local ``delay`` per message, so that the stream lasts a few seconds and a fault lands mid-stream.
+PACE_S = 0.001
+#: Faults are injected once the sink has this many outputs (a fifth of the stream).
+FAULT_AFTER = 400
+#: Generous per-request deadline for the runs that must not time out: a frozen
+#: replica is detected by keepalive (4 s) long before it.
+REQUEST_TIMEOUT_S = 20.0
+#: Bound on one faulty run; each takes a few seconds (SIGSTOP: keepalive more).
+RUN_TIMEOUT_S = 45.0
+#: How often a running pipeline's sink is polled.
+SAMPLE_S = 0.005
+#: How long the only server stays down in the restart tests.
+DOWN_S = 1.0
+#: Slack on timing bounds: the watchdog ticks every 0.5 s, the deadline check every
+#: 0.5 s at most, and this machine may be loaded.
+SLACK_S = 2.0
+
+CONNECTION_LOGGER = "fontus.remote._connection"
+
+
+# -- pipelines -------------------------------------------------------------------------
+
+
+def audio_pipeline(
+    out: Path, remote: dict[str, Any] | None = None, count: int = COUNT, pace: float = PACE_S
+) -> Pipeline:
+    """sine (20 ms chunks) -> rate (local delay ``pace``) -> g (gain, remote when given) -> out
+    (jsonl).  The delay passes messages on unchanged: the output does not depend on ``pace``."""
+    gain: dict[str, Any] = {"name": "g", "mark": "gain", "configuration": {"factor": 0.5}}
+    if remote is not None:
+        gain["remote"] = remote
+    return Pipeline.from_dict(
+        {
+            "pipeline": {
+                "name": "faults",
+                "nodes": [
+                    {
+                        "name": "src",
+                        "mark": "sine",
+                        "configuration": {"duration_s": count * 0.02, "chunk_ms": 20},
+                    },
+                    {"name": "rate", "mark": "delay", "configuration": {"seconds": pace}},
+                    gain,
+                    {"name": "out", "mark": "jsonl", "configuration": {"path": str(out)}},
+                ],
+                "links": [
+                    {"from": "src", "to": "rate"},
+                    {"from": "rate", "to": "g"},
+                    {"from": "g", "to": "out"},
+                ],
+            }
+        }
+    )
+
+
+def counter_pipeline(out: Path, mark: str, remote: dict[str, Any], count: int) -> Pipeline:
+    """counter {"n": i} -> rate (local delay) -> g (``mark``, remote) -> out (jsonl)."""
+    return Pipeline.from_dict(
+        {
+            "pipeline": {
+                "name": "faults",
+                "nodes": [
+                    {"name": "src", "mark": "counter", "configuration": {"count": count}},
+                    {"name": "rate", "mark": "delay", "configuration": {"seconds": PACE_S}},
+                    {"name": "g", "mark": mark, "remote": remote},
+                    {"name": "out", "mark": "jsonl", "configuration": {"path": str(out)}},
+                ],
+                "links": [
+                    {"from": "src", "to": "rate"},
+                    {"from": "rate", "to": "g"},
+                    {"from": "g", "to": "out"},
+                ],
+            }
+        }
+    )
+
+
+def records(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The jsonl of the audio pipeline run locally: what every faulty run must reproduce."""
+    out = tmp_path_factory.mktemp("local") / "local.jsonl"
+    result = audio_pipeline(out).run(timeout=RUN_TIMEOUT_S)
+    assert result.ok, result.error
+    text = out.read_text()
+    assert text.count("\n") == COUNT
+    return text
+
+
+# -- servers -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def servers() -> Iterator[Callable[..., list[LoopbackServer]]]:
+    """Starts ``fontus serve`` processes (in parallel); each is resumed and killed afterwards."""
+    started: list[LoopbackServer] = []
+
+    def start(n: int = 1, port: int = 0) -> list[LoopbackServer]:
+        new = [LoopbackServer(SERVE_ARGS, port=port) for _ in range(n)]
+        started.extend(new)
+        with ThreadPoolExecutor(n) as pool:
+            list(pool.map(lambda s: s.start(), new))
+        return new
+
+    yield start
+    for server in started:
+        release(server)
+
+
+def release(server: LoopbackServer) -> None:
+    """SIGCONT (in case it is frozen), then SIGKILL and reap: never leave a process behind."""
+    if server.process is not None and server.process.poll() is None:
+        server.process.send_signal(signal.SIGCONT)
+        server.kill()
+
+
+# -- running with a fault ------------------------------------------------------------------
+
+
+@dataclass
+class FaultyRun:
+    state: str
+    elapsed_s: float
+    #: Seconds from the start to the fault.
+    fault_at: float
+    #: Outputs the sink had when the fault was injected.
+    received_at_fault: int
+    #: (seconds since start, outputs at the sink), sampled every SAMPLE_S.
+    samples: list[tuple[float, int]]
+    extra: dict[str, Any]
+
+    def longest_stall_after_fault(self) -> float:
+        """The longest time the sink received nothing, from the fault on."""
+        last_change, last_count, longest = self.fault_at, self.received_at_fault, 0.0
+        for t, count in self.samples:
+            if t < self.fault_at:
+                continue
+            if count != last_count:
+                longest = max(longest, t - last_change)
+                last_change, last_count = t, count
+        return longest
+
+
+def run_with_fault(
+    pipeline: Pipeline, fault: Callable[[], None], after: int = FAULT_AFTER
+) -> FaultyRun:
+    """Run ``pipeline``; call ``fault`` once its sink ``out`` has ``after`` outputs (bounded)."""
+    start = time.monotonic()
+    pipeline.start()
+    deadline = start + RUN_TIMEOUT_S
+    samples: list[tuple[float, int]] = []
+    fault_at, received_at_fault = -1.0, -1
+    try:
+        while not pipeline.wait(SAMPLE_S):
+            now = time.monotonic()
+            received = pipeline.stats()["out"].received
+            samples.append((now - start, received))
+            if fault_at < 0 and received >= after:
+                fault_at, received_at_fault = time.monotonic() - start, received
+                fault()
+            assert now < deadline, f"pipeline still {pipeline.state} after {RUN_TIMEOUT_S}s"
+    finally:
+        if not pipeline.wait(0):
+            pipeline.stop(reason="test failed", graceful=False)
+            pipeline.wait(10)
+    elapsed = time.monotonic() - start
+    assert fault_at >= 0, f"the stream ended before {after} outputs: no fault was injected"
+    result = pipeline.result()
+    extra = dict(result.stats["g"].extra or {})
+    return FaultyRun(result.state, elapsed, fault_at, received_at_fault, samples, extra)
+
+
+@pytest.fixture(scope="module")
+def numbers(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str, dict[str, Any]], None]:
+    """Records a test's failover numbers: printed, and merged into fault_numbers.json."""
+    path = tmp_path_factory.getbasetemp() / "fault_numbers.json"
+
+    def record(name: str, values: dict[str, Any]) -> None:
+        data = json.loads(path.read_text()) if path.exists() else {}
+        data[name] = {k: round(v, 4) if isinstance(v, float) else v for k, v in values.items()}
+        path.write_text(json.dumps(data, indent=2) + "\n")
+        print(f"\n{name}: {json.dumps(data[name])}\nfault numbers written to {path}")
+
+    return record
+
+
+class SignalOne:
+    """A fault: checks that each replica holds one of the Warp's ``streams`` sessions (the
+    Warp spreads them), then sends ``sig`` to ``victim``."""
+
+    def __init__(self, victim: LoopbackServer, replicas: list[LoopbackServer], sig: int) -> None:
+        self.victim, self.replicas, self.sig = victim, replicas, sig
+        #: Wall-clock time of the signal (comparable with log records' ``created``).
+        self.at = 0.0
+
+    def __call__(self) -> None:
+        sessions = [server_stats(r.target).active_sessions for r in self.replicas]
+        assert sessions == [1] * len(self.replicas), f"Warp sessions per replica: {sessions}"
+        self.at = time.time()
+        self.victim.signal(self.sig)
+
+
+def wait_for_lines(server: LoopbackServer, text: str, timeout: float = 5.0) -> list[str]:
+    """Lines of ``server``'s log holding ``text``, once there are any (its reader thread may lag)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = [line for line in list(server.output) if text in line]
+        if lines or time.monotonic() > deadline:
+            return lines
+        time.sleep(0.05)
+
+
+def broke_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [
+        r for r in caplog.records if r.name == CONNECTION_LOGGER and " broke (" in r.getMessage()
+    ]
+
+
+# -- the tests ---------------------------------------------------------------------------
+
+
+def test_killing_one_of_two_replicas_fails_over_and_the_output_is_identical(
+    servers: Callable[..., list[LoopbackServer]],
+    reference: str,
+    numbers: Callable[[str, dict[str, Any]], None],
+    tmp_path: Path,
+) -> None:
+    a, b = servers(2)
+    out = tmp_path / "remote.jsonl"
+    remote = {"target": [a.target, b.target], "streams": 2, "timeout": REQUEST_TIMEOUT_S}
+    # Unpaced, so that the window stays full: paced at 1 ms the replicas keep up and the
+    # killed one may hold no request at that moment, leaving nothing to replay.
+    pipeline = audio_pipeline(out, remote, pace=0.0)
+    run = run_with_fault(pipeline, SignalOne(a, [a, b], signal.SIGKILL))
+
+    assert run.state == "done"
+    assert out.read_text() == reference
+    extra = run.extra
+    assert extra["reconnects"] >= 1
+    assert extra["replayed"] > 0
+    assert (extra["failures"], extra["timeouts"]) == (0, 0)
+    assert extra["outputs"] == COUNT
+    assert b.process is not None and b.process.poll() is None
+    numbers(
+        "kill",
+        {
+            "failover_s": extra["failover_s"],
+            "replayed": extra["replayed"],
+            "reconnects": extra["reconnects"],
+            "killed_after_outputs": run.received_at_fault,
+            "longest_output_stall_s": run.longest_stall_after_fault(),
+            "run_s": run.elapsed_s,
+        },
+    )
+
+
+def test_the_only_server_restarted_on_its_port_the_pipeline_waits_and_loses_nothing(
+    servers: Callable[..., list[LoopbackServer]],
+    reference: str,
+    numbers: Callable[[str, dict[str, Any]], None],
+    tmp_path: Path,
+) -> None:
+    (first,) = servers(1)
+    port = first.port
+    out = tmp_path / "remote.jsonl"
+
+    def restart() -> None:
+        first.kill()  # SIGKILL, reaped: the port is free again
+        time.sleep(DOWN_S)
+        servers(1, port=port)
+
+    remote = {"target": first.target, "timeout": REQUEST_TIMEOUT_S}
+    run = run_with_fault(audio_pipeline(out, remote), restart)
+
+    assert run.state == "done"
+    assert out.read_text() == reference
+    extra = run.extra
+    assert extra["reconnects"] >= 1
+    assert (extra["failures"], extra["timeouts"]) == (0, 0)
+    # The Warp cannot have reconnected before the new server listened.
+    assert extra["failover_s"] >= DOWN_S
+    numbers(
+        "restart",
+        {
+            "failover_s": extra["failover_s"],
+            "replayed": extra["replayed"],
+            "down_s": DOWN_S,
+            "longest_output_stall_s": run.longest_stall_after_fault(),
+            "run_s": run.elapsed_s,
+        },
+    )
+
+
+def test_a_frozen_replica_is_detected_within_keepalive_and_failed_over(
+    servers: Callable[..., list[LoopbackServer]],
+    reference: str,
+    numbers: Callable[[str, dict[str, Any]], None],
+    caplog: pytest.LogCaptureFixture,
+    tmp_path: Path,
+) -> None:
+    caplog.set_level(logging.INFO, logger="fontus.remote")
+    a, b = servers(2)
+    out = tmp_path / "remote.jsonl"
+    remote = {"target": [a.target, b.target], "streams": 2, "timeout": REQUEST_TIMEOUT_S}
+    freeze = SignalOne(a, [a, b], signal.SIGSTOP)
+    try:
+        run = run_with_fault(audio_pipeline(out, remote), freeze)
+        broke = broke_records(caplog)
+        assert a.process is not None and a.process.poll() is None  # frozen, not dead
+    finally:
+        release(a)
+
+    assert run.state == "done"
+    assert out.read_text() == reference
+    extra = run.extra
+    assert extra["reconnects"] >= 1
+    assert (extra["failures"], extra["timeouts"]) == (0, 0)
+    assert broke, "the Warp logged no broken session"
+    detection_s = broke[0].created - freeze.at
+    bound = DEFAULT_KEEPALIVE_S + SLACK_S
+    assert detection_s <= bound, f"frozen replica detected after {detection_s:.2f}s"
+    stall = run.longest_stall_after_fault()
+    assert stall <= bound + 2.0, f"outputs stalled {stall:.2f}s"
+    numbers(
+        "sigstop",
+        {
+            "detection_s": detection_s,
+            "keepalive_s": DEFAULT_KEEPALIVE_S,
+            "failover_s": extra["failover_s"],
+            "replayed": extra["replayed"],
+            "longest_output_stall_s": stall,
+            "run_s": run.elapsed_s,
+            "how": broke[0].getMessage().split(" broke (", 1)[1][:160],
+        },
+    )
+
+
+def test_a_draining_replica_finishes_its_work_and_the_warp_moves_on(
+    servers: Callable[..., list[LoopbackServer]],
+    reference: str,
+    caplog: pytest.LogCaptureFixture,
+    tmp_path: Path,
+) -> None:
+    caplog.set_level(logging.INFO, logger="fontus.remote")
+    a, b = servers(2)
+    out = tmp_path / "remote.jsonl"
+    remote = {"target": [a.target, b.target], "streams": 2, "timeout": REQUEST_TIMEOUT_S}
+    run = run_with_fault(audio_pipeline(out, remote), SignalOne(a, [a, b], signal.SIGTERM))
+    assert a.process is not None
+    assert a.process.wait(30) == 0, a.log()
+
+    assert run.state == "done"
+    assert out.read_text() == reference
+    extra = run.extra
+    assert extra["reconnects"] >= 1
+    assert (extra["failures"], extra["timeouts"]) == (0, 0)
+    # The drained session ended with UNAVAILABLE ("draining"), which the Warp took as a break.
+    broke = [r.getMessage() for r in broke_records(caplog)]
+    assert any("server unavailable" in m and "draining" in m for m in broke), broke
+    # ...after finishing every request it had taken: one output each, no failure.
+    ended = wait_for_lines(a, " ended: ")
+    assert len(ended) == 1, a.log()
+    for line in ended:
+        words = line.split(" ended: ", 1)[1].split()
+        requests, outputs, failures = int(words[0]), int(words[2]), int(words[4])
+        assert requests == outputs and failures == 0, line
+    # The other replica took the drained session over: its own and that one.
+    assert server_stats(b.target).sessions_total == 2
+
+
+def test_a_stateful_node_restarts_from_empty_state_after_a_server_restart(
+    servers: Callable[..., list[LoopbackServer]],
+    caplog: pytest.LogCaptureFixture,
+    tmp_path: Path,
+) -> None:
+    caplog.set_level(logging.INFO, logger="fontus.remote")
+    (first,) = servers(1)
+    port = first.port
+    count = 600
+    out = tmp_path / "remote.jsonl"
+
+    def restart() -> None:
+        first.kill()
+        time.sleep(DOWN_S)
+        servers(1, port=port)
+
+    remote = {"target": first.target, "timeout": REQUEST_TIMEOUT_S}
+    run = run_with_fault(counter_pipeline(out, "running_sum", remote, count), restart, after=150)
+
+    assert run.state == "done"
+    assert run.extra["reconnects"] >= 1
+    assert (run.extra["failures"], run.extra["timeouts"]) == (0, 0)
+    logged = [r.getMessage() for r in caplog.records if r.name == CONNECTION_LOGGER]
+    assert any("stateful node restarts from empty state" in m for m in logged), logged
+    lines = records(out)
+    # Replay loses and duplicates nothing: every input once, in order...
+    ns = [line["payload"]["n"] for line in lines]
+    assert ns == list(range(count))
+    # ...but the totals start again from 0 at the first request of the new session.
+    totals = [line["payload"]["total"] for line in lines]
+    running = [sum(range(i + 1)) for i in range(count)]
+    restart_at = next((i for i in range(count) if totals[i] != running[i]), count)
+    assert run.received_at_fault <= restart_at < count
+    assert totals[restart_at:] == [sum(range(restart_at, i + 1)) for i in range(restart_at, count)]
+
+
+def test_a_dns_target_reaches_the_server_through_grpc_name_resolution(
+    servers: Callable[..., list[LoopbackServer]], tmp_path: Path
+) -> None:
+    (server,) = servers(1)
+    count = 300
+    local_out, remote_out = tmp_path / "local.jsonl", tmp_path / "remote.jsonl"
+    assert audio_pipeline(local_out, count=count).run(timeout=RUN_TIMEOUT_S).ok
+    # localhost may also resolve to ::1, where nothing listens: round robin with
+    # health checks must still find 127.0.0.1.
+    remote = {"target": f"dns:///localhost:{server.port}", "timeout": REQUEST_TIMEOUT_S}
+    result = audio_pipeline(remote_out, remote, count=count).run(timeout=RUN_TIMEOUT_S)
+    assert result.ok, result.error
+    assert remote_out.read_text() == local_out.read_text()
+    extra = result.stats["g"].extra or {}
+    assert (extra["reconnects"], extra["failures"]) == (0, 0)
+
+
+def test_requests_that_cannot_finish_while_the_only_server_is_down_are_reported(
+    servers: Callable[..., list[LoopbackServer]],
+    caplog: pytest.LogCaptureFixture,
+    tmp_path: Path,
+) -> None:
+    caplog.set_level(logging.INFO, logger="fontus.remote")
+    (server,) = servers(1)
+    count, timeout = 64, 1.5
+    out = tmp_path / "remote.jsonl"
+    remote = {"target": server.target, "timeout": timeout, "on_error": "emit"}
+    run = run_with_fault(counter_pipeline(out, "gain", remote, count), server.kill, after=16)
+
+    # The pipeline ends (no hang): the requests left time out a window at a time.
+    assert run.state == "done"
+    waves = math.ceil((count - run.received_at_fault) / DEFAULT_WINDOW) + 1
+    assert run.elapsed_s - run.fault_at <= waves * timeout + SLACK_S
+    lines = records(out)
+    errors = [line for line in lines if line["meta"].get("fontus.error")]
+    answered = [line for line in lines if not line["meta"].get("fontus.error")]
+    assert errors, "no request was reported"
+    # Never dropped silently: each input is either answered or reported, in order.
+    keys = [
+        line["payload"]["seq"] - 1 if line["meta"].get("fontus.error") else line["payload"]["n"]
+        for line in lines
+    ]
+    assert keys == list(range(count))
+    assert len(answered) >= run.received_at_fault
+    assert all("within timeout" in line["payload"]["error"] for line in errors)
+    extra = run.extra
+    assert extra["failures"] == extra["timeouts"] == len(errors)
+    assert extra["reconnects"] == 0
+    assert broke_records(caplog), "the Warp did not log the broken session"
