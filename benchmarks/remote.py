@@ -13,8 +13,9 @@ For each payload (20 ms audio, 1 s audio, 720p and 1080p rgb24 frames, a
 * **echo w1 / w32**: the floor, a raw ``grpc.aio`` bidirectional stream
   echoing the same encoded bytes, with the same number of messages in flight,
   against an echo server in another process (as the Fontus server is);
-* **juturna**: a place for Juturna 2.1.1's Warp against its own ``juturna
-  remotize`` server (not measured yet; see :func:`run_juturna`).
+* **juturna w1**: Juturna 2.1.1's own Warp against its own ``juturna remotize``
+  server (see :func:`run_juturna` and ``_juturna_bench.py``; "not run" when the
+  Juturna venv or user namespaces are missing).
 
 Messages/s are measured with the source (or the echo client) as fast as the
 window allows; round trips are measured in the same runs (so with 32 in
@@ -71,8 +72,8 @@ ECHO_METHOD = "/bench.Echo/Echo"
 
 #: Reference numbers of Juturna 2.1.1 on this class of machine (measured elsewhere, quoted).
 JUTURNA_REFERENCE = (
-    "Juturna 2.1.1 reference (not measured in this run): 20 ms audio ~1,300 msgs/s, "
-    "p50 0.74 ms; 1080p 31-92 msgs/s"
+    "Juturna 2.1.1 reference quoted from earlier measurements on this class of machine: "
+    "20 ms audio ~1,300 msgs/s, p50 0.74 ms; 1080p 31-92 msgs/s"
 )
 
 #: Goals this benchmark reports against (never asserted).

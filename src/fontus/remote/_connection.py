@@ -125,7 +125,17 @@ class Connection:
 
     async def _open_on(self, channel: Any, timeout: float) -> None:
         self.generation += 1
-        stream = RemoteStream(
+        stream = self._new_stream(channel)
+        # At pipeline start, fail fast when nothing listens (wait_for_ready off).
+        opened = await stream.open(self.warp._open_frame(), timeout, wait_for_ready=False)
+        self.stream = stream
+        self.session_id = opened.session_id
+        self.window = opened.window
+        self.state = "open"
+
+    def _new_stream(self, channel: Any) -> RemoteStream:
+        """A stream of the current generation (results of older ones are ignored)."""
+        return RemoteStream(
             channel,
             _Sink(self, self.generation),
             self.where,
@@ -133,12 +143,6 @@ class Connection:
             metadata=self.metadata,
             liveness_s=self.warp.keepalive,
         )
-        # At pipeline start, fail fast when nothing listens (wait_for_ready off).
-        opened = await stream.open(self.warp._open_frame(), timeout, wait_for_ready=False)
-        self.stream = stream
-        self.session_id = opened.session_id
-        self.window = opened.window
-        self.state = "open"
 
     def send(self, seq: int, item: Any) -> None:
         """Queue a request or Configure frame (loop thread).  While reconnecting it waits:
@@ -197,14 +201,7 @@ class Connection:
         while self.state == "reconnecting" and not self.warp.closing:
             attempt += 1
             self.generation += 1
-            stream = RemoteStream(
-                self.channel,
-                _Sink(self, self.generation),
-                self.where,
-                DEFAULT_LIMITS,
-                metadata=self.metadata,
-                liveness_s=self.warp.keepalive,
-            )
+            stream = self._new_stream(self.channel)
             try:
                 # Bounded by keepalive: an attempt that lands on a frozen replica is
                 # abandoned as fast as a frozen session is detected.
