@@ -31,20 +31,12 @@ import pytest
 import yaml
 
 from fontus.core import Message, Pipeline, Registry, Sink
+from fontus.nodes import PROCESSOR_MARKS
 from fontus.testing import LoopbackServer
 
 FONTUS = [sys.executable, "-m", "fontus"]
 #: Every built-in processing mark: what the catalogue server allows.
-PROCESSORS = (
-    "identity",
-    "repeat",
-    "delay",
-    "gain",
-    "energy_vad",
-    "running_sum",
-    "fail_every",
-    "grayscale",
-)
+PROCESSORS = PROCESSOR_MARKS
 #: Bound on one CLI command: they take about half a second; 60 s only covers a loaded machine.
 COMMAND_TIMEOUT_S = 60.0
 #: How long a started process gets to print its "listening on" line.

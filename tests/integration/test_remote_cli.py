@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from fontus.core import Pipeline
+from fontus.nodes import PROCESSOR_MARKS
 from fontus.testing import LoopbackServer
 
 pytestmark = pytest.mark.timeout(60)
@@ -22,16 +23,7 @@ FontusMany = Callable[..., list[subprocess.CompletedProcess[str]]]
 #: The exit code of an invalid pipeline, argument or mark.
 EXIT_INVALID = 2
 #: What the catalogue server allows (conftest's PROCESSORS) and node_server's gain factor.
-PROCESSORS = (
-    "identity",
-    "repeat",
-    "delay",
-    "gain",
-    "energy_vad",
-    "running_sum",
-    "fail_every",
-    "grayscale",
-)
+PROCESSORS = PROCESSOR_MARKS
 NODE_SERVER_FACTOR = 0.5
 #: Bound on the in-process pipeline that runs while the stats command asks.
 RUN_TIMEOUT_S = 30.0

@@ -13,6 +13,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from fontus.core import Pipeline, RemoteUnavailable
+from fontus.nodes import PROCESSOR_MARKS
 from fontus.remote.admin import describe, server_stats
 from fontus.testing import LoopbackServer
 
@@ -21,16 +22,7 @@ pytestmark = pytest.mark.timeout(60)
 #: A unary call to a local server answers in milliseconds; this only bounds a broken one.
 CALL_TIMEOUT_S = 10.0
 #: What the catalogue server allows (conftest's PROCESSORS), in its --allow order.
-PROCESSORS = (
-    "identity",
-    "repeat",
-    "delay",
-    "gain",
-    "energy_vad",
-    "running_sum",
-    "fail_every",
-    "grayscale",
-)
+PROCESSORS = PROCESSOR_MARKS
 SERVICE = "fontus.v1.Remote"
 
 

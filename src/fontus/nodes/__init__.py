@@ -18,7 +18,13 @@ from .proc import (
 from .sink import JsonlSink, NullSink, WavSink
 from .source import Counter, JsonlFile, Sine, TestPattern, WavFile
 
+#: The marks of the built-in processing nodes, in the order the docs list them.
+PROCESSOR_MARKS = tuple(
+    cls.mark for cls in (Identity, Repeat, Delay, Gain, EnergyVad, RunningSum, FailEvery, Grayscale)
+)
+
 __all__ = [
+    "PROCESSOR_MARKS",
     "Counter",
     "Delay",
     "EnergyVad",
