@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit integration interop bench clean venv format protos protos-check juturna-venv
+.PHONY: demo test lint typecheck unit integration interop bench clean venv format protos protos-check juturna-venv bench-remote bench-codec
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Fontus needs Python >= 3.11 (set PYTHON=...)")'
@@ -52,6 +52,12 @@ test: $(STAMP) protos-check lint typecheck
 
 bench: $(STAMP)
 	$(PY) benchmarks/local.py
+
+bench-codec: $(STAMP)
+	$(PY) benchmarks/codec.py
+
+bench-remote: $(STAMP)
+	$(PY) benchmarks/remote.py
 
 clean:
 	rm -rf $(VENV) .venv-juturna build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

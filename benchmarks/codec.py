@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+import _bench
 from _util import REPEATS, Timing, measure, measure_all, print_table, write_json
 from fontus.core import AudioPayload, ImagePayload, Message, ObjectPayload
 from fontus.remote import CompressionConfig, decode_message, encode_message
@@ -74,29 +75,8 @@ def test_pattern(height: int, width: int, noise: float = 0.0) -> np.ndarray:
 
 
 def twenty_keys() -> dict[str, Any]:
-    values: list[Any] = [
-        1,
-        -42,
-        2**40,
-        0.5,
-        3.14159,
-        -1e-9,
-        True,
-        False,
-        None,
-        "speech",
-        "en-US",
-        "a longer string of text, like a transcript line",
-        [1, 2, 3],
-        ["a", "b"],
-        {"start": 0.0, "end": 1.2},
-        {"label": "cat", "score": 0.98},
-        b"\x00\x01\x02\x03",
-        16000,
-        "model-v3",
-        [0.1, 0.2, 0.3, 0.4],
-    ]
-    return {f"key_{i:02d}": value for i, value in enumerate(values)}
+    """The 20-key object of the other benchmarks, as a plain dict (for the json baseline)."""
+    return _bench.twenty_keys().to_dict()
 
 
 def cases() -> list[Case]:

@@ -104,6 +104,7 @@ class ServerSession:
         self.opened_at = time.monotonic()
         #: Seconds of silence after which the writer sends a Heartbeat (0: never).
         self.heartbeat_s = 0.0
+        self._last_out = 0.0  # loop time the writer last sent a frame (see _heartbeats)
         #: The Plan the session runs (set by the server when it opens the session).
         self.plan: Any = None
         # Outputs of the request the worker is running (worker thread only; see HOLD_OUTPUT_BYTES).
@@ -285,45 +286,60 @@ class ServerSession:
         """Coalesced result frames, then the StreamEnd."""
         results = self.results
         pending: EncodedItem | StreamEnd | bytes | None = None
-        heartbeat = self.heartbeat_s
-        while True:
-            if pending is not None:
-                item = pending
-            elif heartbeat > 0:
-                try:
-                    item = await asyncio.wait_for(results.get(), heartbeat)
-                except TimeoutError:
-                    yield _heartbeat_frame()
+        loop = asyncio.get_running_loop()
+        self._last_out = loop.time()
+        ticker = (
+            loop.create_task(self._heartbeats(self.heartbeat_s)) if self.heartbeat_s > 0 else None
+        )
+        try:
+            while True:
+                item = pending if pending is not None else await results.get()
+                pending = None
+                if isinstance(item, StreamEnd):
+                    yield item
+                    return
+                if isinstance(item, bytes):
+                    yield item
+                    self._last_out = loop.time()
                     continue
-            else:
-                item = await results.get()
-            pending = None
-            if isinstance(item, StreamEnd):
-                yield item
-                return
-            if isinstance(item, bytes):
-                yield item
-                continue
-            batch = [item]
-            size = item.size
-            while (
-                not results.empty()
-                and len(batch) < MAX_COALESCE_ITEMS
-                and size < MAX_COALESCE_BYTES
-            ):
-                nxt = results.get_nowait()
-                if not isinstance(nxt, EncodedItem):
-                    pending = nxt
-                    break
-                batch.append(nxt)
-                size += nxt.size
-            finals = sum(1 for b in batch if b.final)
-            self.in_flight -= finals
-            if finals and self._unfinished:
-                self._finished_upto(max(b.seq for b in batch if b.final))
-            data = join_results(batch)
-            self.stats.bytes_out += len(data)
-            yield data
+                batch = [item]
+                size = item.size
+                while (
+                    not results.empty()
+                    and len(batch) < MAX_COALESCE_ITEMS
+                    and size < MAX_COALESCE_BYTES
+                ):
+                    nxt = results.get_nowait()
+                    if not isinstance(nxt, EncodedItem):
+                        pending = nxt
+                        break
+                    batch.append(nxt)
+                    size += nxt.size
+                finals = sum(1 for b in batch if b.final)
+                self.in_flight -= finals
+                if finals and self._unfinished:
+                    self._finished_upto(max(b.seq for b in batch if b.final))
+                data = join_results(batch)
+                self.stats.bytes_out += len(data)
+                yield data
+                self._last_out = loop.time()
+        finally:
+            if ticker is not None:
+                ticker.cancel()
+
+    async def _heartbeats(self, period: float) -> None:
+        """Queue a Heartbeat whenever the writer has had nothing to send for ``period``.
+
+        A ticker at half the period (so silence stays under 1.5 periods) rather than
+        a timeout on each wait for a result: ``asyncio.wait_for`` costs a task and a
+        timer per frame, a large share of a small request's round trip.
+        """
+        loop = asyncio.get_running_loop()
+        while not self.closed:
+            await asyncio.sleep(period / 2)
+            if self.results.empty() and loop.time() - self._last_out >= period:
+                self.results.put_nowait(_heartbeat_frame())
+                self._last_out = loop.time()  # one at a time: the writer sends it next
 
     def _finished_upto(self, seq: int) -> None:
         """Requests up to ``seq`` are finished (results come in request order)."""
