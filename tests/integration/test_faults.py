@@ -35,7 +35,7 @@ from fontus.testing import LoopbackServer
 pytestmark = pytest.mark.timeout(60)
 
 #: The fault servers: the marks they host; -v logs their sessions (lifecycle only).
-SERVE_ARGS = ("-v", "--allow", "gain,running_sum")
+SERVE_ARGS = ("-v", "--allow", "gain,running_sum,delay")
 #: Messages of the audio runs: 20 ms chunks of a sine tone.
 COUNT = 2000
 #: A local ``delay`` per message, so that the stream lasts a few seconds and a fault lands mid-stream.
@@ -62,13 +62,24 @@ CONNECTION_LOGGER = "fontus.remote._connection"
 
 
 def audio_pipeline(
-    out: Path, remote: dict[str, Any] | None = None, count: int = COUNT, pace: float = PACE_S
+    out: Path,
+    remote: dict[str, Any] | None = None,
+    count: int = COUNT,
+    pace: float = PACE_S,
+    remote_pace: bool = False,
 ) -> Pipeline:
-    """sine (20 ms chunks) -> rate (local delay ``pace``) -> g (gain, remote when given) -> out
-    (jsonl).  The delay passes messages on unchanged: the output does not depend on ``pace``."""
+    """sine (20 ms chunks) -> rate (delay ``pace``) -> g (gain, remote when given) -> out
+    (jsonl).  The delay passes messages on unchanged: the output does not depend on ``pace``.
+
+    With ``remote_pace`` the delay runs on the server too (one remote group): every
+    replica then always holds requests in flight, whatever the machine's speed.
+    """
     gain: dict[str, Any] = {"name": "g", "mark": "gain", "configuration": {"factor": 0.5}}
+    rate: dict[str, Any] = {"name": "rate", "mark": "delay", "configuration": {"seconds": pace}}
     if remote is not None:
         gain["remote"] = remote
+        if remote_pace:
+            rate["remote"] = remote
     return Pipeline.from_dict(
         {
             "pipeline": {
@@ -79,7 +90,7 @@ def audio_pipeline(
                         "mark": "sine",
                         "configuration": {"duration_s": count * 0.02, "chunk_ms": 20},
                     },
-                    {"name": "rate", "mark": "delay", "configuration": {"seconds": pace}},
+                    rate,
                     gain,
                     {"name": "out", "mark": "jsonl", "configuration": {"path": str(out)}},
                 ],
@@ -209,7 +220,8 @@ def run_with_fault(
     elapsed = time.monotonic() - start
     assert fault_at >= 0, f"the stream ended before {after} outputs: no fault was injected"
     result = pipeline.result()
-    extra = dict(result.stats["g"].extra or {})
+    name = "rate+g" if "rate+g" in result.stats else "g"
+    extra = dict(result.stats[name].extra or {})
     return FaultyRun(result.state, elapsed, fault_at, received_at_fault, samples, extra)
 
 
@@ -271,9 +283,9 @@ def test_killing_one_of_two_replicas_fails_over_and_the_output_is_identical(
     a, b = servers(2)
     out = tmp_path / "remote.jsonl"
     remote = {"target": [a.target, b.target], "streams": 2, "timeout": REQUEST_TIMEOUT_S}
-    # Unpaced, so that the window stays full: paced at 1 ms the replicas keep up and the
-    # killed one may hold no request at that moment, leaving nothing to replay.
-    pipeline = audio_pipeline(out, remote, pace=0.0)
+    # Paced on the server (rate -> g run as one group there), so each replica always
+    # holds requests in flight when it is killed: there is always something to replay.
+    pipeline = audio_pipeline(out, remote, pace=PACE_S, remote_pace=True)
     run = run_with_fault(pipeline, SignalOne(a, [a, b], signal.SIGKILL))
 
     assert run.state == "done"
