@@ -26,6 +26,7 @@ import numpy as np
 import _bench
 from _util import REPEATS, Timing, measure, measure_all, print_table, write_json
 from fontus.core import AudioPayload, ImagePayload, Message, ObjectPayload
+from fontus.nodes.source.test_pattern import BARS
 from fontus.remote import CompressionConfig, decode_message, encode_message
 from fontus.remote._arrays import NO_COMPRESSION, normalise
 
@@ -49,19 +50,7 @@ def test_pattern(height: int, width: int, noise: float = 0.0) -> np.ndarray:
     (about 36x with zstd, 11x with lz4 at 1080p).  ``noise`` adds Gaussian
     sensor-like noise of that standard deviation, as a camera would.
     """
-    bars = np.array(
-        [
-            [191, 191, 191],
-            [191, 191, 0],
-            [0, 191, 191],
-            [0, 191, 0],
-            [191, 0, 191],
-            [191, 0, 0],
-            [0, 0, 191],
-            [16, 16, 16],
-        ],
-        dtype=np.float32,
-    )
+    bars = BARS.astype(np.float32)  # the test_pattern source's colour bars
     top = height * 3 // 4
     pattern = np.empty((height, width, 3), np.float32)
     pattern[:top] = bars[np.arange(width) * len(bars) // width][None]
