@@ -730,6 +730,30 @@ def test_more_sessions_than_the_limit_are_refused_even_when_opened_at_once() -> 
         assert "this server hosts mark 'identity' only; 'gain' was asked for" in other.details
 
 
+def test_a_stream_that_never_sends_open_is_ended_after_the_open_timeout() -> None:
+    with LoopbackServer(["--node", "identity", "--open-timeout", "0.5"]) as server:
+        release = threading.Event()
+
+        def silent() -> Iterator[bytes]:
+            release.wait(10.0)  # sends nothing: a slowloris
+            return
+            yield b""
+
+        with channel(server.target) as ch:
+            started = time.monotonic()
+            call = ch.stream_stream(SESSION)(silent(), timeout=10.0)
+            with pytest.raises(grpc.RpcError) as info:
+                list(call)
+            elapsed = time.monotonic() - started
+            release.set()
+        assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        assert "no Open frame within 0.5s of starting the stream" in (info.value.details() or "")
+        assert elapsed < 5.0
+        # The server is unharmed: a proper session still works.
+        again = session(server.target, [open_frame("identity"), good_request(1)])
+        assert again.code == grpc.StatusCode.OK
+
+
 def test_floods_leave_memory_and_threads_bounded() -> None:
     args = ["--allow", "identity,delay", "--max-message-mb", "8", "--max-window", "64"]
     with LoopbackServer(args) as server:

@@ -87,6 +87,13 @@ def _add_server_options(parser: argparse.ArgumentParser) -> None:
         help="seconds sessions get to finish received work on SIGTERM (default 10)",
     )
     parser.add_argument(
+        "--open-timeout",
+        type=positive_seconds,
+        default=30.0,
+        metavar="S",
+        help="seconds a new stream has to send its Open before it is ended (default 30)",
+    )
+    parser.add_argument(
         "--insecure",
         action="store_true",
         help="allow plaintext on a non-loopback address (private networks only)",
@@ -223,6 +230,7 @@ def _serve(
         max_window=args.max_window,
         limits=WireLimits(**_limit_overrides(args)),
         grace_s=args.grace,
+        open_timeout_s=args.open_timeout,
         insecure=args.insecure,
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
@@ -281,6 +289,3 @@ REMOTIZE = Command(
     configure=_configure_remotize,
     handler=_remotize,
 )
-
-# positive_seconds is re-exported for symmetry with other command modules.
-_ = positive_seconds

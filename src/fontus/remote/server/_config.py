@@ -45,6 +45,11 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+#: Seconds a new stream has to send its Open: generous for a client on a slow link,
+#: short enough that streams opened and left silent (a slowloris) do not pile up.
+DEFAULT_OPEN_TIMEOUT_S = 30.0
+
+
 @dataclass(frozen=True)
 class ServerConfig:
     host: str = "127.0.0.1"
@@ -63,6 +68,8 @@ class ServerConfig:
     tokens: tuple[str, ...] = field(default=(), repr=False)
     metrics_port: int = 0  # 0: no metrics endpoint
     metrics_host: str = "127.0.0.1"
+    #: A stream must send its Open within this many seconds, or it is ended.
+    open_timeout_s: float = DEFAULT_OPEN_TIMEOUT_S
 
     def __post_init__(self) -> None:
         if self.sessions not in ("isolated", "shared"):
@@ -75,6 +82,8 @@ class ServerConfig:
             raise ConfigError(f"--max-message-mb must be 1..2047, got {self.max_message_mb}")
         if self.grace_s < 0:
             raise ConfigError(f"--grace must be >= 0 seconds, got {self.grace_s}")
+        if not self.open_timeout_s > 0:
+            raise ConfigError(f"--open-timeout must be > 0 seconds, got {self.open_timeout_s}")
         if self.max_window < 1:
             raise ConfigError(f"--max-window must be >= 1, got {self.max_window}")
         if self.limits.max_depth > MAX_DEPTH_CEILING:

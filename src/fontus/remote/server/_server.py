@@ -187,8 +187,14 @@ class RemoteServer:
     ) -> AsyncIterator[bytes]:
         frames = request_iterator.__aiter__()
         try:
-            first = await frames.__anext__()
+            first = await asyncio.wait_for(frames.__anext__(), self.config.open_timeout_s)
         except StopAsyncIteration:
+            return
+        except TimeoutError:
+            await context.abort(
+                grpc.StatusCode.DEADLINE_EXCEEDED,
+                f"no Open frame within {self.config.open_timeout_s:g}s of starting the stream",
+            )
             return
         try:
             session, release = await self._open(first, context)
