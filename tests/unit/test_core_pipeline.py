@@ -201,6 +201,25 @@ def test_configure_checks_the_node_and_the_value(build: Build) -> None:
         pipeline.configure("sink", "gain", 2.0)
 
 
+def test_configuring_a_node_that_finished_its_stream_is_refused_while_the_run_goes_on(
+    build: Build, until: Until
+) -> None:
+    # The sink is slow, so the pipeline still runs after the source has finished.
+    sink = {"name": "sink", "mark": "collect", "configuration": {"delay_ms": 100.0}}
+    pipeline = build([{**SRC, "configuration": {"count": 3}}, sink], [("src", "sink")])
+    pipeline.start()
+    try:
+        assert until(lambda: pipeline.stats()["src"].state == "done")
+        assert pipeline.state == "running"
+        with pytest.raises(GraphError, match="node 'src' has finished its stream"):
+            pipeline.configure("src", "every_ms", 1.0)
+        pipeline.configure("sink", "gain", 2.0)  # still reading: accepted
+    finally:
+        assert pipeline.wait(RUN_TIMEOUT_S)
+    assert pipeline.result().ok
+    assert pipeline.nodes["sink"].gain == 2.0
+
+
 def test_configuring_an_unknown_attribute_is_counted_as_an_error(build: Build, caplog: Any) -> None:
     pipeline = build([SRC, SINK], [("src", "sink")])
     pipeline.configure("sink", "volume", 3)  # queued before start: applied first

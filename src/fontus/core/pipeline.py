@@ -270,7 +270,8 @@ class Pipeline:
             runner.inbox.put(Item("pipeline", message, control=True))
         except InboxClosed:
             raise GraphError(
-                f"pipeline '{self.name}' is stopped; cannot configure '{node}'"
+                f"pipeline '{self.name}': node '{node}' has finished its stream (or the "
+                "pipeline stopped); a configuration change can no longer reach it"
             ) from None
 
     def __enter__(self) -> Pipeline:

@@ -115,6 +115,10 @@ class NodeRunner:
                 self._run_source()
             else:
                 self._run_node()
+            # Every input has ended: later configure() calls are refused (GraphError), and
+            # changes queued before that still reach set_on_config, before flush.
+            self.inbox.close()
+            self._drain_control()
             if not self._stopped_by_error:
                 self._call("flush", self.node.flush)
         except _Abort:
