@@ -189,7 +189,7 @@ class Connection:
             error,
             f", {discarded} partial outputs discarded" if discarded else "",
         )
-        if "silent for" in str(error):
+        if self.stream is not None and self.stream.went_silent:
             # gRPC still holds the frozen server's connection as READY and would pick it
             # again: reconnect through a fresh channel, which finds the live replicas.
             self.channel = self.warp.fresh_channel(broke_at)

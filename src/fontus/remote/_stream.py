@@ -223,6 +223,11 @@ class RemoteStream:
                 self.call.cancel()
                 return
 
+    @property
+    def went_silent(self) -> bool:
+        """True when the watchdog ended the stream: the server stopped answering (frozen)."""
+        return self._dead is not None
+
     def cancel(self) -> None:
         for task in self._tasks:
             task.cancel()
