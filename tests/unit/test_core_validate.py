@@ -16,6 +16,7 @@ from fontus.core import (
     Registry,
     Sink,
     Source,
+    default_registry,
     validate_pipeline,
 )
 from fontus.core.config import parse_pipeline
@@ -262,8 +263,12 @@ def test_remote_marks_need_not_be_installed_for_validation() -> None:
     config = parse_pipeline(
         pipeline_dict([SRC, {"name": "r", "mark": "not_here", "remote": "host:1"}], [("src", "r")])
     )
-    resolved = validate_pipeline(config, make_registry())
-    assert [r.config.name for r in resolved] == ["src"]
+    registry = make_registry()
+    registry.add(default_registry().get("warp").cls, "warp")  # the installed Warp, as shipped
+    resolved = validate_pipeline(config, registry)
+    assert [(r.config.name, r.spec.mark) for r in resolved] == [("src", "numbers"), ("r", "warp")]
+    # The remote mark travels to the server unchecked here: it checks it at Open.
+    assert resolved[1].arguments["node"] == {"mark": "not_here", "configuration": {}}
 
 
 def test_all_problems_are_reported_at_once() -> None:

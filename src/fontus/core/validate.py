@@ -17,6 +17,7 @@ from .arguments import check_value
 from .config import LinkConfig, NodeConfig, PipelineConfig
 from .errors import ConfigError, PipelineInvalid, PluginLoadError
 from .registry import NodeSpec, Registry
+from .remoting import rewrite_remote_nodes
 
 __all__ = ["ResolvedNode", "check_arguments", "find_cycle", "validate_pipeline"]
 
@@ -103,7 +104,12 @@ def find_cycle(names: list[str], edges: list[tuple[str, str]]) -> list[str] | No
 
 
 def validate_pipeline(config: PipelineConfig, registry: Registry) -> list[ResolvedNode]:
-    """Resolve every node; raises :class:`PipelineInvalid` listing every problem."""
+    """Resolve every node; raises :class:`PipelineInvalid` listing every problem.
+
+    Remote nodes are first replaced by Warps (a no-op on a config already rewritten),
+    so their marks need not be installed here: the server checks them at Open.
+    """
+    config = rewrite_remote_nodes(config)
     problems: list[str] = []
     for folder in config.plugins:
         try:
@@ -138,10 +144,6 @@ def validate_pipeline(config: PipelineConfig, registry: Registry) -> list[Resolv
     resolved: list[ResolvedNode] = []
     for node in config.nodes:
         where = f"node '{node.name}'"
-        if node.remote is not None or node.extra.get("warped"):
-            # Remote nodes are checked by the server when the session opens; their
-            # marks need not be installed here.
-            continue
         spec = _lookup(registry, node, where, problems)
         if spec is None:
             continue
