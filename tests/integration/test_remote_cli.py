@@ -266,3 +266,49 @@ def test_remotize_serves_one_node_like_juturna_remotize(
     same_as_local_gain(tmp_path, NODE_SERVER_FACTOR, gain, write_pipeline, fontus_many)
     assert service.stop() == 0  # SIGTERM: a drain, then exit 0
     assert "fontus serve: stopped" in service.lines
+
+
+@pytest.mark.parametrize(("window", "granted"), [(0, 1), (4, 4)], ids=["default", "explicit"])
+def test_against_a_juturna_service_the_window_defaults_to_one_request_in_flight(
+    node_server: LoopbackServer,
+    build_pipeline: Callable[..., Pipeline],
+    window: int,
+    granted: int,
+) -> None:
+    # Juturna's server may run concurrent calls out of order; unless asked, one at a time.
+    warp = {
+        "target": node_server.target,
+        "protocol": "juturna",
+        "timeout": 5,
+        **({"window": window} if window else {}),
+    }
+    pipeline = build_pipeline(
+        [
+            {"name": "src", "mark": "counter", "configuration": {"count": 20}},
+            {"name": "w", "mark": "warp", "configuration": warp},
+            {"name": "out", "mark": "collect"},
+        ],
+        [("src", "w"), ("w", "out")],
+    )
+    result = pipeline.run(timeout=RUN_TIMEOUT_S)
+    assert result.ok, result.error
+    extra = result.stats["w"].extra or {}
+    assert (extra["window"], extra["outputs"], extra["failures"]) == (granted, 20, 0)
+
+
+def test_validate_counts_the_file_as_written_and_names_the_remote_sessions(
+    tmp_path: Path, write_pipeline: Callable[..., Path], fontus: Fontus
+) -> None:
+    path = write_pipeline(
+        tmp_path / "p.yaml",
+        [
+            {"name": "src", "mark": "counter"},
+            {"name": "a", "mark": "repeat", "remote": "127.0.0.1:1"},
+            {"name": "b", "mark": "identity", "remote": "127.0.0.1:1"},
+            {"name": "out", "mark": "null"},
+        ],
+        [("src", "a"), ("a", "b"), ("b", "out")],
+    )
+    done = fontus("validate", path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok: 4 nodes, 3 links (1 remote session: a+b)"

@@ -351,3 +351,18 @@ def test_empty_file_says_it_is_empty(tmp_path: Path) -> None:
     path.write_text("")
     with pytest.raises(PipelineInvalid, match="the file is empty"):
         load_pipeline(path)
+
+
+def test_a_misspelt_section_is_reported_with_a_close_match_not_ignored() -> None:
+    raw = doc({"name": "a", "mark": "m"})
+    raw["pipeline"]["link"] = [{"from": "a", "to": "a"}]
+    raw["plugin"] = ["./p"]
+    assert problems(raw) == (
+        "the file: unknown key 'plugin'; did you mean 'plugins'?",
+        "pipeline: unknown key 'link'; did you mean 'links'?",
+    )
+
+
+def test_the_flat_form_accepts_nodes_and_links_at_the_top() -> None:
+    config = parse_pipeline({"name": "flat", "nodes": [{"name": "a", "mark": "m"}], "links": []})
+    assert [n.name for n in config.nodes] == ["a"]
