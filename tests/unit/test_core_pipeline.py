@@ -227,7 +227,7 @@ def test_configuring_an_unknown_attribute_is_counted_as_an_error(build: Build, c
         result = pipeline.run(timeout=RUN_TIMEOUT_S)
     assert result.ok
     assert result.stats["sink"].errors == 1
-    assert "node 'sink': set_on_config() raised NodeError" in caplog.text
+    assert "node 'sink': set_on_config(): cannot configure 'volume'" in caplog.text
     assert "cannot configure 'volume'" in caplog.text
 
 

@@ -241,7 +241,12 @@ class NodeRunner:
     ) -> None:
         self.stats.errors += 1
         where = f" on message {message.id}" if message is not None else ""
-        detail = f"{hook}() raised {type(exc).__name__}: {exc}{where}"
+        if isinstance(exc, NodeError) and exc.node == self.name:
+            # The node already named itself (a Warp's failed request, a refused config):
+            # say it once.
+            detail = f"{hook}(): {exc.detail}{where}"
+        else:
+            detail = f"{hook}() raised {type(exc).__name__}: {exc}{where}"
         if self.config.on_error == "stop":
             self._stopped_by_error = True
             self.pipeline._node_failed(NodeError(self.name, detail + " (on_error: stop)"))
