@@ -143,10 +143,10 @@ def nested_lists(lists: int) -> Callable[[Any], None]:
     """An object payload ``{"x": [[...[1]...]]}``: one map and ``lists`` lists deep."""
 
     def fill(message: Any) -> None:
-        value = message.payload.object.data.entries.add(key="x").value
-        for _ in range(lists):
-            value = value.list_value.items.add()
-        value.int_value = 1
+        data = message.payload.object.data
+        data.kinds = b"m" + b"l" * lists + b"i"
+        data.keys.append("x")
+        data.ints.extend([1] * (lists + 2))  # the map's length, each list's, the int
 
     return fill
 
@@ -163,7 +163,7 @@ def nested_batches(levels: int) -> Callable[[Any], None]:
 def configure_frame(seq: int) -> bytes:
     frame = spb.ClientFrame()
     frame.configure.seq = seq
-    frame.configure.changes.entries.add(key="factor").value.double_value = 2.0
+    WireEncoder().value_map({"factor": 2.0}, frame.configure.changes, "changes")
     return frame.SerializeToString()
 
 
@@ -459,7 +459,7 @@ STREAM_ENDING = {
         "sequence number 2 is not above the previous one (2)",
     ),
     "nesting beyond what protobuf parses": (
-        [open_frame(), raw_request(1, nested_lists(120))],
+        [open_frame(), raw_request(1, nested_batches(120))],
         "INVALID_ARGUMENT",
         "malformed frame: malformed ClientFrame:",
     ),
@@ -661,7 +661,7 @@ def test_a_configure_naming_an_unknown_node_fails_only_that_configure(main: Main
     frame = spb.ClientFrame()
     frame.configure.seq = 1
     frame.configure.node = "ghost"
-    frame.configure.changes.entries.add(key="factor").value.double_value = 2.0
+    WireEncoder().value_map({"factor": 2.0}, frame.configure.changes, "changes")
     outcome = session(main.target, [open_frame("gain"), frame.SerializeToString()])
     assert outcome.code == grpc.StatusCode.OK
     assert outcome.results() == [

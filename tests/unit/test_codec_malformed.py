@@ -29,6 +29,7 @@ from fontus.core import (
 )
 from fontus.remote import WireLimits, decode_message, encode_message
 from fontus.remote._wire.v1 import payloads_pb2 as pb
+from fontus.remote.codec import WireEncoder
 
 RAMP = np.arange(1000, dtype="<f4")
 
@@ -301,19 +302,92 @@ def test_payload_that_fails_validation_names_the_kind_and_the_problem() -> None:
     )
 
 
+def tree_packet(kinds: bytes, **columns: list[Any]) -> bytes:
+    """A packet whose object payload is the value tree ``kinds`` + ``columns``, as given."""
+    packet = pb.Packet()
+    data = packet.message.payload.object.data
+    data.kinds = kinds
+    for name, values in columns.items():
+        getattr(data, name).extend(values)
+    packet.message.payload.object.SetInParent()
+    return packet.SerializeToString()
+
+
+def test_an_empty_value_map_is_the_empty_mapping() -> None:
+    assert decode_message(tree_packet(b"")).payload.to_dict() == {}
+
+
 def test_value_with_no_kind_is_refused() -> None:
     packet = pb.Packet()
     packet.message.payload.bytes.inline = b""
-    packet.message.meta.entries.add(key="x")
-    raises(packet.SerializeToString(), r"^meta\.x: value has no kind set$")
+    packet.message.meta.kinds = b"m"
+    packet.message.meta.ints.append(1)
+    packet.message.meta.keys.append("x")
+    raises(packet.SerializeToString(), r"^meta: value tree is truncated: ")
 
 
 def test_duplicate_map_key_is_refused() -> None:
-    packet = pb.Packet()
-    data = packet.message.payload.object.data
-    data.entries.add(key="x").value.int_value = 1
-    data.entries.add(key="x").value.int_value = 2
-    raises(packet.SerializeToString(), r"^payload: key 'x' appears twice$")
+    data = tree_packet(b"mii", keys=["x", "x"], ints=[2, 1, 2])
+    raises(data, r"^payload: key 'x' appears twice$")
+
+
+@pytest.mark.parametrize(
+    ("kinds", "columns", "error"),
+    [
+        (b"ms", {"keys": ["a"], "ints": [1]}, r"^payload: value tree is truncated: "),
+        (b"mi", {"ints": [1, 5]}, r"^payload: value tree is truncated: "),
+        (
+            b"mx",
+            {"keys": ["a"], "ints": [1]},
+            r"^payload\.a: unknown value kind 'x' in the value tree$",
+        ),
+        (
+            b"mit",
+            {"keys": ["a"], "ints": [1, 5]},
+            r"^payload: value tree has 1 kinds after its root value ends$",
+        ),
+        (
+            b"m",
+            {"ints": [0], "strings": ["left over"]},
+            r"^payload: value tree has 1 unread entries in 'strings'$",
+        ),
+        (b"m", {"ints": [-1]}, r"^payload: map length -1 is negative$"),
+        (b"ml", {"keys": ["a"], "ints": [1, -2]}, r"^payload\.a: list length -2 is negative$"),
+        (b"s", {"strings": ["x"]}, r"^payload: expected a map, the value tree holds a string$"),
+        (b"ma", {"keys": ["a"], "ints": [1]}, r"^payload: value tree is truncated: "),
+    ],
+    ids=[
+        "missing string",
+        "missing key",
+        "unknown kind",
+        "trailing kinds",
+        "unread column",
+        "negative map length",
+        "negative list length",
+        "root not a map",
+        "missing array",
+    ],
+)
+def test_malformed_value_trees_are_refused(
+    kinds: bytes, columns: dict[str, list[Any]], error: str
+) -> None:
+    raises(tree_packet(kinds, **columns), error)
+
+
+def test_a_value_tree_is_plain_protobuf_columns() -> None:
+    message = Message(ObjectPayload({"a": 1, "b": [True, "x"], "c": None, "d": 0.5})).freeze()
+    data = pb.Packet.FromString(encode_message(message)).message.payload.object.data
+    assert data.kinds == b"miltsnd"
+    assert list(data.keys) == ["a", "b", "c", "d"]
+    assert list(data.ints) == [4, 1, 2]
+    assert list(data.strings) == ["x"] and list(data.doubles) == [0.5]
+
+
+def test_a_map_key_that_is_not_a_string_is_refused() -> None:
+    # Payloads refuse such keys when built; a mapping handed to the encoder directly
+    # (a plugin's to_fields, say) is checked too.
+    with pytest.raises(WireError, match=r"^fields\.m: key 3 is not a string \(keys must be str\)$"):
+        WireEncoder().value_map({"m": {3: "x"}}, pb.ValueMap(), "fields")
 
 
 def test_invalid_utf8_string_is_refused() -> None:

@@ -71,14 +71,18 @@ def test_registered_payload_travels_as_a_custom_payload_with_its_kind() -> None:
     packet = pb.Packet.FromString(encode_message(Message(detection()).freeze()))
     custom = packet.message.payload.custom
     assert custom.kind == "test.detection"
-    assert [e.key for e in custom.fields.entries] == [
+    # Keys in walk order: the dataclass fields, with "extra"'s own keys after it.
+    assert list(custom.fields.keys) == [
         "label",
         "score",
         "boxes",
         "count",
         "extra",
+        "model",
+        "ids",
         "raw",
     ]
+    assert custom.fields.kinds == b"msdaimsliib"
 
 
 def test_registered_payload_round_trips_inside_a_batch() -> None:
@@ -122,7 +126,8 @@ def test_fields_that_do_not_fit_the_payload_give_a_wire_error() -> None:
     register_payload(Detection)
     packet = pb.Packet()
     packet.message.payload.custom.kind = "test.detection"
-    packet.message.payload.custom.fields.entries.add(key="label").value.string_value = "x"
+    fields = packet.message.payload.custom.fields
+    fields.kinds, fields.ints[:], fields.keys[:], fields.strings[:] = b"ms", [1], ["label"], ["x"]
     with pytest.raises(WireError, match=r"^payload custom: .*missing 2 required positional"):
         decode_message(packet.SerializeToString())
 

@@ -410,7 +410,9 @@ def test_incompressible_arrays_travel_raw_even_when_compression_is_on() -> None:
     packet = pb.Packet.FromString(
         encode_message(Message(ObjectPayload({"n": noise})).freeze(), LZ4)
     )
-    array = packet.message.payload.object.data.entries[0].value.array_value
+    data = packet.message.payload.object.data
+    assert data.kinds == b"ma"
+    array = data.arrays[0]
     assert array.compression == pb.COMPRESSION_NONE and array.WhichOneof("data") == "blob"
 
 

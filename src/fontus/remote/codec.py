@@ -21,8 +21,6 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import numpy as np
-
 from ..core._values import FrozenDict
 from ..core.errors import PayloadError, WireError
 from ..core.message import Message
@@ -40,6 +38,7 @@ from ..core.payloads import (
 from ._arrays import NO_COMPRESSION, CompressionConfig, decode_array, encode_array
 from ._blobs import BlobWriter, join_with_blobs, split_blobs
 from ._limits import DEFAULT_LIMITS, WireLimits
+from ._tree import read_tree, write_tree
 from ._wire.v1 import payloads_pb2 as pb
 
 __all__ = [
@@ -107,49 +106,14 @@ class WireEncoder:
 
     # -- values --------------------------------------------------------------
     def value(self, value: Any, target: Any, path: str) -> None:
-        if value is None:
-            target.null_value.SetInParent()
-        elif value is True or value is False:
-            target.bool_value = value
-        elif isinstance(value, int):
-            if not _INT64_MIN <= value <= _INT64_MAX:
-                raise WireError(f"{path}: int {value} is outside the int64 range the wire carries")
-            target.int_value = value
-        elif isinstance(value, float):
-            target.double_value = value
-        elif isinstance(value, str):
-            target.string_value = value
-        elif isinstance(value, bytes):
-            target.bytes_value = value
-        elif isinstance(value, np.ndarray):
-            encode_array(value, target.array_value, self.blobs, self.compression)
-        elif isinstance(value, Mapping):
-            target.map_value.SetInParent()  # an empty mapping is still a mapping
-            self.value_map(value, target.map_value, path)
-        elif isinstance(value, list | tuple):
-            items = target.list_value.items
-            target.list_value.SetInParent()
-            for i, item in enumerate(value):
-                self.value(item, items.add(), f"{path}[{i}]")
-        else:
-            raise WireError(f"{path}: type {type(value).__name__} cannot travel")
+        """Write any value into the empty ``fontus.v1.Value`` ``target``."""
+        write_tree(value, target, path, self.blobs, self.compression)
 
     def value_map(self, mapping: Mapping[str, Any], target: Any, path: str) -> None:
-        entries = target.entries
-        for key, item in mapping.items():
-            entry = entries.add(key=key)
-            # The common scalars inline: no call, no path string (both add up per key).
-            kind = type(item)
-            if kind is str:
-                entry.value.string_value = item
-            elif kind is float:
-                entry.value.double_value = item
-            elif kind is int and _INT64_MIN <= item <= _INT64_MAX:
-                entry.value.int_value = item
-            elif kind is bool:
-                entry.value.bool_value = item
-            else:
-                self.value(item, entry.value, f"{path}.{key}")
+        """Write a mapping into the empty ``fontus.v1.ValueMap`` ``target``."""
+        if not isinstance(mapping, Mapping):
+            raise WireError(f"{path}: expected a mapping, got {type(mapping).__name__}")
+        write_tree(mapping, target, path, self.blobs, self.compression)
 
     # -- payloads and messages ---------------------------------------------------
     def message(self, message: Message[Any], target: Any) -> None:
@@ -264,59 +228,14 @@ class WireDecoder:
 
     # -- values --------------------------------------------------------------
     # ``depth`` counts the containers (batches, maps, lists) around what is decoded:
-    # one budget for every kind of nesting, so that the protobuf parser's own
-    # nesting limit is never reached first (see WireLimits.max_depth).
+    # one budget for every kind of nesting (see WireLimits.max_depth).
     def value(self, source: Any, path: str, depth: int) -> Any:
-        which = source.WhichOneof("kind")
-        if which == "int_value":
-            return source.int_value
-        if which == "string_value":
-            return source.string_value
-        if which == "double_value":
-            return source.double_value
-        if which == "bool_value":
-            return source.bool_value
-        if which == "null_value":
-            return None
-        if which == "bytes_value":
-            return source.bytes_value
-        if which == "array_value":
-            return decode_array(source.array_value, self.blobs, self.limits, path)
-        if which == "map_value":
-            return self.value_map(source.map_value, path, depth)
-        if which == "list_value":
-            depth += 1
-            if depth > self.limits.max_depth:
-                raise WireError(f"{path}: values nested deeper than {self.limits.max_depth}")
-            return tuple(
-                self.value(item, f"{path}[{i}]", depth)
-                for i, item in enumerate(source.list_value.items)
-            )
-        raise WireError(f"{path}: value has no kind set")
+        """The value a ``fontus.v1.Value`` holds."""
+        return read_tree(source, path, depth, self.blobs, self.limits, want_map=False)
 
     def value_map(self, source: Any, path: str, depth: int = 0) -> FrozenDict:
-        depth += 1
-        if depth > self.limits.max_depth:
-            raise WireError(f"{path}: values nested deeper than {self.limits.max_depth}")
-        out: dict[str, Any] = {}
-        for entry in source.entries:
-            key = entry.key
-            if key in out:
-                raise WireError(f"{path}: key {key!r} appears twice")
-            # The common scalars inline: no call, no path string (both add up per key).
-            value = entry.value
-            which = value.WhichOneof("kind")
-            if which == "string_value":
-                out[key] = value.string_value
-            elif which == "int_value":
-                out[key] = value.int_value
-            elif which == "double_value":
-                out[key] = value.double_value
-            elif which == "bool_value":
-                out[key] = value.bool_value
-            else:
-                out[key] = self.value(value, f"{path}.{key}", depth)
-        return FrozenDict(out)
+        """The mapping a ``fontus.v1.ValueMap`` holds (empty when it holds nothing)."""
+        return read_tree(source, path, depth, self.blobs, self.limits, want_map=True)
 
     # -- payloads and messages -----------------------------------------------
     def message(self, source: Any, depth: int = 0) -> Message[Any]:

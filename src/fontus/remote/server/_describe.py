@@ -26,7 +26,8 @@ def fill_node_info(target: Any, spec: NodeSpec, name: str = "") -> None:
             try:
                 encoder.value(_plain(arg.default), info.default, arg.name)
             except Exception:  # noqa: BLE001 - a default the wire cannot carry is shown as its repr
-                info.default.string_value = repr(arg.default)
+                info.default.Clear()
+                encoder.value(repr(arg.default), info.default, arg.name)
 
 
 def _plain(value: Any) -> Any:

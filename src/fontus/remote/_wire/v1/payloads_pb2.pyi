@@ -33,51 +33,41 @@ class Array(_message.Message):
     raw_size: int
     def __init__(self, dtype: _Optional[str] = ..., shape: _Optional[_Iterable[int]] = ..., inline: _Optional[bytes] = ..., blob: _Optional[int] = ..., compression: _Optional[_Union[Compression, str]] = ..., raw_size: _Optional[int] = ...) -> None: ...
 
-class Null(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
-
 class Value(_message.Message):
-    __slots__ = ("null_value", "bool_value", "int_value", "double_value", "string_value", "bytes_value", "array_value", "list_value", "map_value")
-    NULL_VALUE_FIELD_NUMBER: _ClassVar[int]
-    BOOL_VALUE_FIELD_NUMBER: _ClassVar[int]
-    INT_VALUE_FIELD_NUMBER: _ClassVar[int]
-    DOUBLE_VALUE_FIELD_NUMBER: _ClassVar[int]
-    STRING_VALUE_FIELD_NUMBER: _ClassVar[int]
-    BYTES_VALUE_FIELD_NUMBER: _ClassVar[int]
-    ARRAY_VALUE_FIELD_NUMBER: _ClassVar[int]
-    LIST_VALUE_FIELD_NUMBER: _ClassVar[int]
-    MAP_VALUE_FIELD_NUMBER: _ClassVar[int]
-    null_value: Null
-    bool_value: bool
-    int_value: int
-    double_value: float
-    string_value: str
-    bytes_value: bytes
-    array_value: Array
-    list_value: ValueList
-    map_value: ValueMap
-    def __init__(self, null_value: _Optional[_Union[Null, _Mapping]] = ..., bool_value: bool = ..., int_value: _Optional[int] = ..., double_value: _Optional[float] = ..., string_value: _Optional[str] = ..., bytes_value: _Optional[bytes] = ..., array_value: _Optional[_Union[Array, _Mapping]] = ..., list_value: _Optional[_Union[ValueList, _Mapping]] = ..., map_value: _Optional[_Union[ValueMap, _Mapping]] = ...) -> None: ...
-
-class ValueList(_message.Message):
-    __slots__ = ("items",)
-    ITEMS_FIELD_NUMBER: _ClassVar[int]
-    items: _containers.RepeatedCompositeFieldContainer[Value]
-    def __init__(self, items: _Optional[_Iterable[_Union[Value, _Mapping]]] = ...) -> None: ...
+    __slots__ = ("kinds", "keys", "ints", "doubles", "strings", "octets", "arrays")
+    KINDS_FIELD_NUMBER: _ClassVar[int]
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    INTS_FIELD_NUMBER: _ClassVar[int]
+    DOUBLES_FIELD_NUMBER: _ClassVar[int]
+    STRINGS_FIELD_NUMBER: _ClassVar[int]
+    OCTETS_FIELD_NUMBER: _ClassVar[int]
+    ARRAYS_FIELD_NUMBER: _ClassVar[int]
+    kinds: bytes
+    keys: _containers.RepeatedScalarFieldContainer[str]
+    ints: _containers.RepeatedScalarFieldContainer[int]
+    doubles: _containers.RepeatedScalarFieldContainer[float]
+    strings: _containers.RepeatedScalarFieldContainer[str]
+    octets: _containers.RepeatedScalarFieldContainer[bytes]
+    arrays: _containers.RepeatedCompositeFieldContainer[Array]
+    def __init__(self, kinds: _Optional[bytes] = ..., keys: _Optional[_Iterable[str]] = ..., ints: _Optional[_Iterable[int]] = ..., doubles: _Optional[_Iterable[float]] = ..., strings: _Optional[_Iterable[str]] = ..., octets: _Optional[_Iterable[bytes]] = ..., arrays: _Optional[_Iterable[_Union[Array, _Mapping]]] = ...) -> None: ...
 
 class ValueMap(_message.Message):
-    __slots__ = ("entries",)
-    ENTRIES_FIELD_NUMBER: _ClassVar[int]
-    entries: _containers.RepeatedCompositeFieldContainer[MapEntry]
-    def __init__(self, entries: _Optional[_Iterable[_Union[MapEntry, _Mapping]]] = ...) -> None: ...
-
-class MapEntry(_message.Message):
-    __slots__ = ("key", "value")
-    KEY_FIELD_NUMBER: _ClassVar[int]
-    VALUE_FIELD_NUMBER: _ClassVar[int]
-    key: str
-    value: Value
-    def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[Value, _Mapping]] = ...) -> None: ...
+    __slots__ = ("kinds", "keys", "ints", "doubles", "strings", "octets", "arrays")
+    KINDS_FIELD_NUMBER: _ClassVar[int]
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    INTS_FIELD_NUMBER: _ClassVar[int]
+    DOUBLES_FIELD_NUMBER: _ClassVar[int]
+    STRINGS_FIELD_NUMBER: _ClassVar[int]
+    OCTETS_FIELD_NUMBER: _ClassVar[int]
+    ARRAYS_FIELD_NUMBER: _ClassVar[int]
+    kinds: bytes
+    keys: _containers.RepeatedScalarFieldContainer[str]
+    ints: _containers.RepeatedScalarFieldContainer[int]
+    doubles: _containers.RepeatedScalarFieldContainer[float]
+    strings: _containers.RepeatedScalarFieldContainer[str]
+    octets: _containers.RepeatedScalarFieldContainer[bytes]
+    arrays: _containers.RepeatedCompositeFieldContainer[Array]
+    def __init__(self, kinds: _Optional[bytes] = ..., keys: _Optional[_Iterable[str]] = ..., ints: _Optional[_Iterable[int]] = ..., doubles: _Optional[_Iterable[float]] = ..., strings: _Optional[_Iterable[str]] = ..., octets: _Optional[_Iterable[bytes]] = ..., arrays: _Optional[_Iterable[_Union[Array, _Mapping]]] = ...) -> None: ...
 
 class AudioPayload(_message.Message):
     __slots__ = ("audio", "sampling_rate", "channels", "audio_format", "start", "end")

@@ -1,0 +1,265 @@
+"""The flattened value tree (``fontus.v1.Value`` / ``ValueMap``): writing and reading.
+
+A tree travels as one byte of ``kinds`` per value, in pre-order, plus one
+column per kind (see payloads.proto).  Writing walks the tree once, appending
+to plain lists that protobuf then copies in bulk; reading walks ``kinds`` once,
+taking each value from its column.  The common scalars are handled inline in
+the loops over map entries and list items: at a few dozen values per object a
+function call per value would be most of the cost.
+
+Malformed trees raise :class:`~fontus.core.errors.WireError` naming the path
+of the value and the problem; every column must be read to its end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import numpy as np
+
+from ..core._values import FrozenDict
+from ..core.errors import WireError
+from ._arrays import CompressionConfig, decode_array, encode_array
+from ._blobs import BlobWriter
+from ._limits import WireLimits
+
+__all__ = ["read_tree", "write_tree"]
+
+_INT64_MIN = -(1 << 63)
+_INT64_MAX = (1 << 63) - 1
+
+NULL, TRUE, FALSE = ord("n"), ord("t"), ord("f")
+INT, DOUBLE, STRING, BYTES = ord("i"), ord("d"), ord("s"), ord("b")
+ARRAY, LIST, MAP = ord("a"), ord("l"), ord("m")
+_EMPTY = FrozenDict()
+_END = object()
+_COLUMNS = ("keys", "ints", "doubles", "strings", "octets", "arrays")
+
+
+def write_tree(
+    root: Any, target: Any, path: str, blobs: BlobWriter, compression: CompressionConfig
+) -> None:
+    """Fill the empty ``Value``/``ValueMap`` ``target`` with ``root``; arrays go to ``blobs``."""
+    kinds = bytearray()
+    keys: list[str] = []
+    ints: list[int] = []
+    doubles: list[float] = []
+    strings: list[str] = []
+    octets: list[bytes] = []
+    kind = kinds.append
+    add_key, add_int, add_double, add_string = (
+        keys.append,
+        ints.append,
+        doubles.append,
+        strings.append,
+    )
+
+    def other(value: Any, path: str) -> None:
+        """Anything but the exact common scalars (containers, arrays, subclasses, errors)."""
+        t = type(value)
+        if t is dict or t is FrozenDict:
+            mapping(value, path)
+        elif t is list or t is tuple:
+            sequence(value, path)
+        elif value is None:
+            kind(NULL)
+        elif value is True or value is False:
+            kind(TRUE if value else FALSE)
+        elif isinstance(value, int):
+            if not _INT64_MIN <= value <= _INT64_MAX:
+                raise WireError(f"{path}: int {value} is outside the int64 range the wire carries")
+            kind(INT)
+            add_int(int(value))
+        elif isinstance(value, float):
+            kind(DOUBLE)
+            add_double(float(value))
+        elif isinstance(value, str):
+            kind(STRING)
+            add_string(str(value))
+        elif isinstance(value, bytes):
+            kind(BYTES)
+            octets.append(bytes(value))
+        elif isinstance(value, np.ndarray):
+            kind(ARRAY)
+            encode_array(value, target.arrays.add(), blobs, compression)
+        elif isinstance(value, Mapping):
+            mapping(value, path)
+        elif isinstance(value, list | tuple):
+            sequence(value, path)
+        else:
+            raise WireError(f"{path}: type {type(value).__name__} cannot travel")
+
+    def mapping(value: Mapping[str, Any], path: str) -> None:
+        kind(MAP)
+        add_int(len(value))
+        for key, item in value.items():
+            if type(key) is not str:
+                raise WireError(f"{path}: key {key!r} is not a string (keys must be str)")
+            add_key(key)
+            t = type(item)
+            if t is str:
+                kind(STRING)
+                add_string(item)
+            elif t is float:
+                kind(DOUBLE)
+                add_double(item)
+            elif t is int and _INT64_MIN <= item <= _INT64_MAX:
+                kind(INT)
+                add_int(item)
+            elif t is bool:
+                kind(TRUE if item else FALSE)
+            else:
+                other(item, f"{path}.{key}")
+
+    def sequence(value: list[Any] | tuple[Any, ...], path: str) -> None:
+        kind(LIST)
+        add_int(len(value))
+        for i, item in enumerate(value):
+            t = type(item)
+            if t is str:
+                kind(STRING)
+                add_string(item)
+            elif t is float:
+                kind(DOUBLE)
+                add_double(item)
+            elif t is int and _INT64_MIN <= item <= _INT64_MAX:
+                kind(INT)
+                add_int(item)
+            elif t is bool:
+                kind(TRUE if item else FALSE)
+            else:
+                other(item, f"{path}[{i}]")
+
+    other(root, path)
+    target.kinds = bytes(kinds)
+    if keys:
+        target.keys.extend(keys)
+    if ints:
+        target.ints.extend(ints)
+    if doubles:
+        target.doubles.extend(doubles)
+    if strings:
+        target.strings.extend(strings)
+    if octets:
+        target.octets.extend(octets)
+
+
+def read_tree(
+    source: Any,
+    path: str,
+    depth: int,
+    blobs: list[memoryview],
+    limits: WireLimits,
+    *,
+    want_map: bool,
+) -> Any:
+    """Rebuild the value ``source`` holds (a FrozenDict when ``want_map``).
+
+    ``depth`` counts the containers already around ``source`` (see WireLimits.max_depth).
+    """
+    kinds = source.kinds
+    if not kinds:
+        if want_map:
+            return _EMPTY
+        raise WireError(f"{path}: value has no kind set")
+    if want_map and kinds[0] != MAP:
+        raise WireError(f"{path}: expected a map, the value tree holds a {_name(kinds[0])}")
+    columns: list[Iterator[Any]] = [iter(getattr(source, name)) for name in _COLUMNS]
+    kind_iter = iter(kinds)
+    next_kind = kind_iter.__next__
+    next_key, next_int, next_double, next_string, next_octets, next_array = (
+        c.__next__ for c in columns
+    )
+    max_depth = limits.max_depth
+
+    def other(code: int, path: str, depth: int) -> Any:
+        """A value of any kind but the common scalars (containers, bytes, arrays, null)."""
+        if code == MAP:
+            depth += 1
+            if depth > max_depth:
+                raise WireError(f"{path}: values nested deeper than {max_depth}")
+            count = next_int()
+            if count < 0:
+                raise WireError(f"{path}: map length {count} is negative")
+            out: dict[str, Any] = {}
+            for _ in range(count):
+                key = next_key()
+                if key in out:
+                    raise WireError(f"{path}: key {key!r} appears twice")
+                code = next_kind()
+                if code == STRING:
+                    out[key] = next_string()
+                elif code == INT:
+                    out[key] = next_int()
+                elif code == DOUBLE:
+                    out[key] = next_double()
+                elif code == TRUE:
+                    out[key] = True
+                elif code == FALSE:
+                    out[key] = False
+                else:
+                    out[key] = other(code, f"{path}.{key}", depth)
+            return FrozenDict(out)
+        if code == LIST:
+            depth += 1
+            if depth > max_depth:
+                raise WireError(f"{path}: values nested deeper than {max_depth}")
+            count = next_int()
+            if count < 0:
+                raise WireError(f"{path}: list length {count} is negative")
+            items: list[Any] = []
+            add = items.append
+            for i in range(count):
+                code = next_kind()
+                if code == STRING:
+                    add(next_string())
+                elif code == INT:
+                    add(next_int())
+                elif code == DOUBLE:
+                    add(next_double())
+                elif code == TRUE:
+                    add(True)
+                elif code == FALSE:
+                    add(False)
+                else:
+                    add(other(code, f"{path}[{i}]", depth))
+            return tuple(items)
+        if code == STRING:
+            return next_string()
+        if code == INT:
+            return next_int()
+        if code == DOUBLE:
+            return next_double()
+        if code == TRUE:
+            return True
+        if code == FALSE:
+            return False
+        if code == NULL:
+            return None
+        if code == BYTES:
+            return next_octets()
+        if code == ARRAY:
+            return decode_array(next_array(), blobs, limits, path)
+        raise WireError(f"{path}: unknown value kind {chr(code)!r} in the value tree")
+
+    try:
+        value = other(next_kind(), path, depth)
+    except StopIteration:
+        raise WireError(
+            f"{path}: value tree is truncated: a length or column ends before the kinds say"
+        ) from None
+    if next(kind_iter, None) is not None:
+        rest = 1 + sum(1 for _ in kind_iter)
+        raise WireError(f"{path}: value tree has {rest} kinds after its root value ends")
+    for name, column in zip(_COLUMNS, columns, strict=True):
+        if next(column, _END) is not _END:
+            extra = 1 + sum(1 for _ in column)
+            raise WireError(f"{path}: value tree has {extra} unread entries in '{name}'")
+    return value
+
+
+def _name(code: int) -> str:
+    names = {NULL: "null", TRUE: "bool", FALSE: "bool", INT: "int", DOUBLE: "double"}
+    names.update({STRING: "string", BYTES: "bytes", ARRAY: "array", LIST: "list", MAP: "map"})
+    return names.get(code, f"unknown kind {chr(code)!r}")
