@@ -8,7 +8,7 @@ tuples, arrays become read-only views.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import ItemsView, Iterator, KeysView, Mapping, ValuesView
 from typing import Any
 
 import numpy as np
@@ -32,6 +32,30 @@ class FrozenDict(Mapping[str, Any]):
 
     def __len__(self) -> int:
         return len(self._data)
+
+    # The Mapping mixins would go through __iter__ and __getitem__ key by key, in
+    # Python; the dict's own methods do the same in C (the codec walks every map).
+    def __contains__(self, key: object) -> bool:
+        return key in self._data
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._data.get(key, default)
+
+    def keys(self) -> KeysView[str]:
+        return self._data.keys()
+
+    def values(self) -> ValuesView[Any]:
+        return self._data.values()
+
+    def items(self) -> ItemsView[str, Any]:
+        return self._data.items()
+
+    @classmethod
+    def adopt(cls, data: dict[str, Any]) -> FrozenDict:
+        """Wrap ``data`` without copying it; the caller hands it over and never changes it."""
+        frozen = object.__new__(cls)
+        frozen._data = data
+        return frozen
 
     def __repr__(self) -> str:
         return f"FrozenDict({self._data!r})"
@@ -62,7 +86,7 @@ _PLAIN = (bool, int, float, str, bytes)
 
 def freeze_value(value: Any, path: str = "value") -> Any:
     """Turn a JSON-like value into its immutable form, or raise ``TypeError`` naming ``path``."""
-    if value is None or type(value) in _PLAIN:
+    if value is None or type(value) in _PLAIN or type(value) is FrozenDict:
         return value
     if isinstance(value, np.ndarray):
         return readonly_array(value, path)
@@ -100,7 +124,7 @@ def freeze_value(value: Any, path: str = "value") -> Any:
                     f"{path}: mapping keys must be str, got {type(key).__name__} {key!r}"
                 )
             frozen[key] = freeze_value(item, f"{path}.{key}")
-        return FrozenDict(frozen)
+        return FrozenDict.adopt(frozen)
     if isinstance(value, list | tuple):
         return tuple(freeze_value(item, f"{path}[{i}]") for i, item in enumerate(value))
     raise TypeError(

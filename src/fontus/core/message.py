@@ -104,7 +104,7 @@ class Message(Generic[P]):
                     )
                 timers[str(key)] = float(value)
             object.__setattr__(self, "meta", meta)
-            object.__setattr__(self, "timers", FrozenDict(timers))
+            object.__setattr__(self, "timers", FrozenDict.adopt(timers))
             object.__setattr__(self, "_frozen", True)
         return self
 

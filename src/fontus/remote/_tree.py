@@ -200,7 +200,7 @@ def read_tree(
                     out[key] = False
                 else:
                     out[key] = other(code, f"{path}.{key}", depth)
-            return FrozenDict(out)
+            return FrozenDict.adopt(out)
         if code == LIST:
             depth += 1
             if depth > max_depth:

@@ -111,7 +111,7 @@ class WireEncoder:
 
     def value_map(self, mapping: Mapping[str, Any], target: Any, path: str) -> None:
         """Write a mapping into the empty ``fontus.v1.ValueMap`` ``target``."""
-        if not isinstance(mapping, Mapping):
+        if type(mapping) is not FrozenDict and not isinstance(mapping, Mapping):
             raise WireError(f"{path}: expected a mapping, got {type(mapping).__name__}")
         write_tree(mapping, target, path, self.blobs, self.compression)
 
@@ -249,7 +249,7 @@ class WireDecoder:
             creator=source.creator,
             version=source.version,
             meta=self.value_map(source.meta, "meta", depth) if source.HasField("meta") else _EMPTY,
-            timers=FrozenDict(dict(source.timers)) if source.timers else _EMPTY,
+            timers=FrozenDict.adopt(dict(source.timers)) if source.timers else _EMPTY,
         )
 
     def payload(self, source: Any, depth: int = 0) -> Payload:

@@ -45,6 +45,8 @@ DEFAULT_KEEPALIVE_S = 4.0
 DEFAULT_WINDOW = 16
 #: How long ``flush`` waits for the server to finish after the last request.
 FLUSH_TIMEOUT_S = 60.0
+#: Finished requests the delivery thread forwards per wake-up at most (their slots free together).
+MAX_DELIVERY_BATCH = 16
 
 _PENDING, _DONE, _FAILED, _TIMEOUT = 0, 1, 2, 3
 _FAIL_NAMES = {1: "node error", 2: "deadline exceeded", 3: "invalid message", 4: "cancelled"}
@@ -600,42 +602,54 @@ class Warp(Node):
 
     # -- delivery thread ----------------------------------------------------------------
     def _deliver_loop(self) -> None:
+        """Forward finished requests in request order, a batch per wake-up.
+
+        Every finished head found in one look at the tracker is taken at once and
+        their slots are released together: under load that is one lock, one
+        semaphore release and one wake-up of the node thread per batch instead of
+        per request (each a GIL hand-off).
+        """
         cond = self._cond
         while True:
             unsolicited: list[tuple[str, Any]] = []
-            head: _Pending | None = None
-            held = False
+            heads: list[_Pending] = []
+            free = 0  # slots to release after the batch (a held timeout's is freed later)
             with cond:
                 while True:
                     if self._unsolicited:
                         unsolicited = list(self._unsolicited)
                         self._unsolicited.clear()
+                    while self._pending and len(heads) < MAX_DELIVERY_BATCH:
+                        first = next(iter(self._pending.values()))
+                        if first.state == _PENDING and time.monotonic() >= first.deadline:
+                            first.state = _TIMEOUT
+                            first.detail = f"no answer within timeout {self.timeout:.1f}s"
+                        if first.state == _PENDING:
+                            break
+                        head = self._pending.pop(first.seq)
+                        heads.append(head)
+                        if head.state == _TIMEOUT and self._server_holds(head.conn):
+                            self._abandoned[head.seq] = head.conn  # freed by the late answer
+                        else:
+                            free += 1
+                    if unsolicited or heads:
                         break
                     if self._pending:
                         first = next(iter(self._pending.values()))
-                        now = time.monotonic()
-                        if first.state == _PENDING and now >= first.deadline:
-                            first.state = _TIMEOUT
-                            first.detail = f"no answer within timeout {self.timeout:.1f}s"
-                        if first.state != _PENDING:
-                            head = self._pending.pop(first.seq)
-                            held = head.state == _TIMEOUT and self._server_holds(head.conn)
-                            if held:
-                                self._abandoned[head.seq] = head.conn
-                            break
-                        cond.wait(min(0.5, max(0.0, first.deadline - now)))
+                        cond.wait(min(0.5, max(0.0, first.deadline - time.monotonic())))
                         continue
                     if self._closing:
                         return
                     cond.wait(0.5)
             for exit_name, decode in unsolicited:
                 self._forward(exit_name, decode, None)
-            if head is not None:
+            if heads:
                 try:
-                    self._finish(head)
+                    for head in heads:
+                        self._finish(head)
                 finally:
-                    if not held:  # else freed by the late answer
-                        self._slots.release()
+                    if free:
+                        self._slots.release(free)
                     with cond:
                         cond.notify_all()
 
