@@ -81,13 +81,16 @@ def readonly_array(array: np.ndarray, path: str = "array") -> np.ndarray:
     return view
 
 
-_PLAIN = (bool, int, float, str, bytes)
+_PLAIN = frozenset((bool, int, float, str, bytes))
+_EMPTY = FrozenDict()
 
 
 def freeze_value(value: Any, path: str = "value") -> Any:
     """Turn a JSON-like value into its immutable form, or raise ``TypeError`` naming ``path``."""
     if value is None or type(value) in _PLAIN or type(value) is FrozenDict:
         return value
+    if type(value) is dict:
+        return _freeze_mapping(value, path)
     if isinstance(value, np.ndarray):
         return readonly_array(value, path)
     if isinstance(value, np.generic):
@@ -117,20 +120,27 @@ def freeze_value(value: Any, path: str = "value") -> Any:
     if isinstance(value, FrozenDict):
         return value
     if isinstance(value, Mapping):
-        frozen = {}
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise TypeError(
-                    f"{path}: mapping keys must be str, got {type(key).__name__} {key!r}"
-                )
-            frozen[key] = freeze_value(item, f"{path}.{key}")
-        return FrozenDict.adopt(frozen)
+        return _freeze_mapping(value, path)
     if isinstance(value, list | tuple):
         return tuple(freeze_value(item, f"{path}[{i}]") for i, item in enumerate(value))
     raise TypeError(
         f"{path}: type {type(value).__name__} is not supported; use None, bool, int, float, "
         "str, bytes, a numpy array, a list or a mapping with str keys"
     )
+
+
+def _freeze_mapping(value: Mapping[Any, Any], path: str) -> FrozenDict:
+    if not value:
+        return _EMPTY
+    frozen = {}
+    for key, item in value.items():
+        if type(key) is not str and not isinstance(key, str):
+            raise TypeError(f"{path}: mapping keys must be str, got {type(key).__name__} {key!r}")
+        if item is None or type(item) in _PLAIN:
+            frozen[key] = item
+        else:
+            frozen[key] = freeze_value(item, f"{path}.{key}")
+    return FrozenDict.adopt(frozen)
 
 
 def thaw_value(value: Any) -> Any:

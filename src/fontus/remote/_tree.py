@@ -34,6 +34,7 @@ INT, DOUBLE, STRING, BYTES = ord("i"), ord("d"), ord("s"), ord("b")
 ARRAY, LIST, MAP = ord("a"), ord("l"), ord("m")
 _EMPTY = FrozenDict()
 _END = object()
+#: Column names, in the order read_tree keeps their iterators.
 _COLUMNS = ("keys", "ints", "doubles", "strings", "octets", "arrays")
 
 
@@ -95,7 +96,9 @@ def write_tree(
         add_int(len(value))
         for key, item in value.items():
             if type(key) is not str:
-                raise WireError(f"{path}: key {key!r} is not a string (keys must be str)")
+                if not isinstance(key, str):
+                    raise WireError(f"{path}: key {key!r} is not a string (keys must be str)")
+                key = str.__str__(key)  # a str enum member travels as its text
             add_key(key)
             t = type(item)
             if t is str:
@@ -165,12 +168,22 @@ def read_tree(
         raise WireError(f"{path}: value has no kind set")
     if want_map and kinds[0] != MAP:
         raise WireError(f"{path}: expected a map, the value tree holds a {_name(kinds[0])}")
-    columns: list[Iterator[Any]] = [iter(getattr(source, name)) for name in _COLUMNS]
+    columns: tuple[Iterator[Any], ...] = (
+        iter(source.keys),
+        iter(source.ints),
+        iter(source.doubles),
+        iter(source.strings),
+        iter(source.octets),
+        iter(source.arrays),
+    )
     kind_iter = iter(kinds)
     next_kind = kind_iter.__next__
-    next_key, next_int, next_double, next_string, next_octets, next_array = (
-        c.__next__ for c in columns
-    )
+    next_key = columns[0].__next__
+    next_int = columns[1].__next__
+    next_double = columns[2].__next__
+    next_string = columns[3].__next__
+    next_octets = columns[4].__next__
+    next_array = columns[5].__next__
     max_depth = limits.max_depth
 
     def other(code: int, path: str, depth: int) -> Any:
