@@ -475,3 +475,22 @@ def test_empty_containers_and_empty_video_round_trip() -> None:
         BytesPayload(b""),
     ):
         round_trip(Message(payload, meta={"empty": {}, "none": []}).freeze())
+
+
+def test_a_decoded_object_forwarded_unchanged_re_encodes_to_the_same_bytes() -> None:
+    original = Message(ObjectPayload({"a": 1, "b": [True, "x"], "c": {"d": 0.5}}), meta={"k": 1})
+    data = encode_message(original.freeze())
+    decoded = decode_message(data)
+    # A node that forwards the payload in a new message (new creator, more meta).
+    forwarded = decoded.evolve(creator="node", meta={"extra": "y"}).freeze()
+    again = decode_message(encode_message(forwarded))
+    assert again.payload == original.payload and again.meta == {"k": 1, "extra": "y"}
+    assert encode_message(decoded) == data  # the copied wire form is the canonical encoding
+
+
+def test_objects_with_arrays_are_re_encoded_from_their_values() -> None:
+    # Array data lives in the frame's blobs, so its wire form cannot be copied alone.
+    original = Message(ObjectPayload({"a": np.arange(3, dtype="<i4"), "s": "x"})).freeze()
+    decoded = decode_message(encode_message(original))
+    again = decode_message(encode_message(decoded.evolve(creator="n").freeze()))
+    assert again.payload == original.payload and again.creator == "n"

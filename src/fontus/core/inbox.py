@@ -46,6 +46,10 @@ class Inbox:
         self._not_empty = threading.Condition(self._lock)
         self._not_full = threading.Condition(self._lock)
         self._closed = False
+        # Threads waiting on each condition: notify() only when someone waits (a
+        # Condition's notify runs in Python, twice per message otherwise).
+        self._getters = 0
+        self._putters = 0
         self.dropped = 0
         self.high_water = 0
 
@@ -61,14 +65,19 @@ class Inbox:
                     self._drop_oldest_data()
                 else:
                     while len(self._items) >= self.capacity and not self._closed:
-                        self._not_full.wait()
+                        self._putters += 1
+                        try:
+                            self._not_full.wait()
+                        finally:
+                            self._putters -= 1
             if self._closed:
                 raise InboxClosed
             self._items.append(item)
             depth = len(self._items)
             if depth > self.high_water:
                 self.high_water = depth
-            self._not_empty.notify()
+            if self._getters:
+                self._not_empty.notify()
 
     def _drop_oldest_data(self) -> None:
         for i, queued in enumerate(self._items):
@@ -83,11 +92,16 @@ class Inbox:
             if not self._items:
                 if timeout is not None and timeout <= 0:
                     return None
-                self._not_empty.wait(timeout)
+                self._getters += 1
+                try:
+                    self._not_empty.wait(timeout)
+                finally:
+                    self._getters -= 1
                 if not self._items:
                     return None
             item = self._items.popleft()
-            self._not_full.notify()
+            if self._putters:
+                self._not_full.notify()
             return item
 
     def close(self) -> None:

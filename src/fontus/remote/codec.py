@@ -54,6 +54,8 @@ _INT64_MAX = (1 << 63) - 1
 #: Byte strings at least this long travel as blobs (no copy into the protobuf head).
 BLOB_BYTES_THRESHOLD = 4096
 _EMPTY = FrozenDict()
+#: Attribute of a decoded ObjectPayload holding its array-free ValueMap (see WireDecoder.payload).
+_WIRE = "_fontus_wire"
 
 ToFields = Callable[[Any], Mapping[str, Any]]
 FromFields = Callable[[Mapping[str, Any]], Payload]
@@ -157,7 +159,11 @@ class WireEncoder:
             self._image(payload, target.image)
         elif isinstance(payload, ObjectPayload):
             target.object.SetInParent()
-            self.value_map(payload.data, target.object.data, "payload")
+            wire = payload.__dict__.get(_WIRE)
+            if wire is not None:
+                target.object.data.CopyFrom(wire)  # decoded here and unchanged (immutable)
+            else:
+                self.value_map(payload.data, target.object.data, "payload")
         elif isinstance(payload, BytesPayload):
             if len(payload.cnt) >= BLOB_BYTES_THRESHOLD:
                 target.bytes.blob = self.blobs.add(payload.cnt)
@@ -268,7 +274,13 @@ class WireDecoder:
             if which == "image":
                 return self._image(source.image, "image")
             if which == "object":
-                return ObjectPayload(self.value_map(source.object.data, "payload", depth))
+                data = source.object.data
+                payload = ObjectPayload(self.value_map(data, "payload", depth))
+                if not data.arrays:
+                    # Remember the wire form: forwarded unchanged (identity, routers, a
+                    # message with new meta) the payload is re-encoded by copying it.
+                    object.__setattr__(payload, _WIRE, data)
+                return payload
             if which == "bytes":
                 return BytesPayload(self._bytes(source.bytes))
             if which == "video":
