@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import threading
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
@@ -132,6 +133,10 @@ class JuturnaTransport:
             task = asyncio.create_task(self._call(item))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+
+    def release_when_writing(self, lock: threading.Lock) -> None:
+        """Each call is its own task, started by send: nothing to wait for (see Warp._send)."""
+        lock.release()
 
     async def _finish(self) -> None:
         pending = [t for t in self.tasks if t is not asyncio.current_task()]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from typing import Any, Protocol
 
@@ -65,6 +66,8 @@ class RemoteStream:
         self.liveness_s = liveness_s
         self.last_heard = 0.0
         self._dead: RemoteError | None = None
+        # Locks of node threads waiting for their request's write to start (see Warp._send).
+        self._handoffs: list[threading.Lock] = []
 
     async def open(self, open_frame: bytes, timeout: float, *, wait_for_ready: bool = True) -> Any:
         """Send Open and wait for Opened; raises the mapped RemoteError on refusal.
@@ -115,6 +118,18 @@ class RemoteStream:
         """Queue a request (or a control frame, or None to half-close). Loop thread only."""
         self.queue.put_nowait(item)
 
+    def release_when_writing(self, lock: threading.Lock) -> None:
+        """Release ``lock`` when the writer next starts a write (at once if it cannot)."""
+        if self.queue.empty() or not self._tasks or self._tasks[0].done():
+            lock.release()
+        else:
+            self._handoffs.append(lock)
+
+    def _hand_back(self) -> None:
+        handoffs, self._handoffs = self._handoffs, []
+        for lock in handoffs:
+            lock.release()
+
     async def _send_loop(self) -> None:
         queue = self.queue
         try:
@@ -147,6 +162,8 @@ class RemoteStream:
                     size += nxt.size
                 data = join_requests(batch)
                 self.bytes_out += len(data)
+                if self._handoffs:
+                    self._hand_back()
                 await self.call.write(data)
                 if control is not None:
                     await self.call.write(control)
@@ -157,6 +174,8 @@ class RemoteStream:
             raise
         except Exception as exc:  # noqa: BLE001 - the read side reports the stream's status
             log.debug("%s: write failed: %s", self.where, exc)
+        finally:
+            self._hand_back()
 
     # -- reading -------------------------------------------------------------------
     async def _recv_loop(self) -> None:

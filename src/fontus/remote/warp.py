@@ -45,6 +45,8 @@ DEFAULT_KEEPALIVE_S = 4.0
 DEFAULT_WINDOW = 16
 #: How long ``flush`` waits for the server to finish after the last request.
 FLUSH_TIMEOUT_S = 60.0
+#: How long update waits for the loop to take a request that filled the window (see _send).
+HANDOFF_WAIT_S = 0.1
 #: Finished requests the delivery thread forwards per wake-up at most (their slots free together).
 MAX_DELIVERY_BATCH = 16
 
@@ -70,6 +72,29 @@ class _Pending:
     change: str = ""
     #: Index of the connection (of ``streams``) the request went to.
     conn: int = 0
+
+
+class _Slots(threading.Semaphore):
+    """The window: one slot per request or Configure in flight."""
+
+    @property
+    def full(self) -> bool:
+        """No slot free (read without the lock: a hint, right or one step behind)."""
+        return self._value == 0
+
+
+def _send_then_hand_back(
+    send: Any, args: tuple[Any, ...], stream: Any, handed: threading.Lock
+) -> None:
+    """On the loop: queue the request; ``handed`` is released as its write starts."""
+    try:
+        send(*args)
+    finally:
+        current = stream()
+        if current is not None:
+            current.release_when_writing(handed)
+        else:
+            handed.release()
 
 
 class _Condition(threading.Condition):
@@ -196,7 +221,7 @@ class Warp(Node):
         self._cond = _Condition()
         self._pending: OrderedDict[int, _Pending] = OrderedDict()
         self._unsolicited: deque[tuple[str, Any]] = deque()
-        self._slots = threading.Semaphore(window)
+        self._slots = _Slots(window)
         self._seq = itertools.count(1)
         self._stream: JuturnaTransport | None = None
         self._metadata: tuple[tuple[str, str], ...] = ()
@@ -432,12 +457,25 @@ class Warp(Node):
                 # The delivery thread idles in long waits: wake it to watch this deadline
                 # (later requests have later deadlines, so only the first needs this).
                 self._cond.notify_all()
-        if self._conns:
-            conn = self._conns[pending.conn]
-            client_loop().call(conn.send, pending.seq, pending.item)
+        conn = self._conns[pending.conn] if self._conns else None
+        if conn is not None:
+            send: Any = conn.send
+            args: tuple[Any, ...] = (pending.seq, pending.item)
         else:
             assert self._stream is not None
-            client_loop().call(self._stream.send, pending.item)
+            send, args = self._stream.send, (pending.item,)
+        if not self._slots.full:
+            client_loop().call(send, *args)
+            return
+        # This request fills the window: nothing more can be sent before an answer,
+        # so let the loop write it now.  Left running, this thread would keep the GIL
+        # for its bookkeeping (returning, statistics, the next inbox read) while the
+        # woken loop waits for it: measured, about 60 µs added to each round trip.
+        handed = threading.Lock()
+        handed.acquire()
+        stream = (lambda: conn.stream) if conn is not None else (lambda: self._stream)
+        client_loop().call(_send_then_hand_back, send, args, stream, handed)
+        handed.acquire(timeout=HANDOFF_WAIT_S)
 
     def flush(self) -> None:
         """Wait for every request to finish, half-close, and deliver what the server flushes."""

@@ -55,6 +55,7 @@ class HostedGraph:
         self._sink: OutputSink | None = None
         self._seq = 0
         self._owner: int | None = None
+        self._entry: Node | None = None  # the node requests without a target go to
         for hosted in self.nodes.values():
             hosted.node.attach(hosted.name, self)
 
@@ -115,8 +116,11 @@ class HostedGraph:
         return errors
 
     def _single_entry(self) -> Node:
-        entries = [n for n in self.order if not any(n in d for d in self.downstream.values())]
-        return self.nodes[entries[0]].node
+        entry = self._entry
+        if entry is None:
+            names = [n for n in self.order if not any(n in d for d in self.downstream.values())]
+            entry = self._entry = self.nodes[names[0]].node
+        return entry
 
     def _run(self, seq: int, fn: Callable[..., Any], *args: Any) -> None:
         self._owner = threading.get_ident()

@@ -96,7 +96,7 @@ class ServerSession:
         self.limits = limits
         self.compression = compression
         self.loop = loop
-        self.results: asyncio.Queue[EncodedItem | StreamEnd | bytes] = asyncio.Queue()
+        self.results = _ResultQueue()
         self.stats = SessionStats()
         self.in_flight = 0
         self.last_seq = 0
@@ -348,6 +348,41 @@ class ServerSession:
             self.unfinished_bytes -= unfinished.popleft()[1]
         if self.unfinished_bytes <= MAX_UNFINISHED_BYTES:
             self._room.set()
+
+
+class _ResultQueue:
+    """What the writer sends next: an unbounded FIFO with one reader, on the loop.
+
+    ``asyncio.Queue`` does the same with a getter list, a finished-task counter
+    and a future per get; with a single reader a deque and one future suffice,
+    and this is on every result's path.
+    """
+
+    __slots__ = ("_items", "_waiter")
+
+    def __init__(self) -> None:
+        self._items: deque[EncodedItem | StreamEnd | bytes] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+
+    def put_nowait(self, item: EncodedItem | StreamEnd | bytes) -> None:
+        self._items.append(item)
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def empty(self) -> bool:
+        return not self._items
+
+    def get_nowait(self) -> EncodedItem | StreamEnd | bytes:
+        return self._items.popleft()
+
+    async def get(self) -> EncodedItem | StreamEnd | bytes:
+        while not self._items:
+            self._waiter = asyncio.get_running_loop().create_future()
+            await self._waiter
+        return self._items.popleft()
 
 
 class _Decode:
