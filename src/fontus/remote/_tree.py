@@ -119,6 +119,9 @@ def write_tree(
             else:
                 other(item, f"{path}.{key}")
 
+    # The scalar dispatch of ``mapping`` repeats here on purpose: a shared loop over
+    # values (a map's keys written first, or a helper per item) measured 2-3 µs slower
+    # per 20-key object each way, which is what flattening the tree was for.
     def sequence(value: list[Any] | tuple[Any, ...], path: str) -> None:
         kind(LIST)
         add_int(len(value))
