@@ -66,6 +66,8 @@ class RemoteStream:
         self.liveness_s = liveness_s
         self.last_heard = 0.0
         self._dead: RemoteError | None = None
+        #: The server's Draining notice, once received (see _ended_error).
+        self.draining: Any = None
         # Locks of node threads waiting for their request's write to start (see Warp._send).
         self._handoffs: list[threading.Lock] = []
 
@@ -111,6 +113,24 @@ class RemoteStream:
     async def _status_error(self) -> RemoteError:
         code = await self.call.code()
         details = await self.call.details()
+        return self._ended_error(code, details)
+
+    def _ended_error(self, code: grpc.StatusCode, details: str | None) -> RemoteError:
+        """The error a stream ended with, as the server meant it.
+
+        A server that drains ends each stream with UNAVAILABLE after its Draining
+        frame.  When that status arrives while this side is still writing
+        requests, gRPC's client can report INTERNAL "Internal error from Core"
+        instead (its failed write wins over the status).  After a Draining frame
+        that can only be the drain, so it is reported as one.
+        """
+        if self.draining is not None and code == grpc.StatusCode.INTERNAL:
+            reason = self.draining.reason or "server is draining"
+            return from_status(
+                grpc.StatusCode.UNAVAILABLE,
+                f"{reason}; draining, the stream ended while requests were being written",
+                self.where,
+            )
         return from_status(code, details, self.where)
 
     # -- writing -----------------------------------------------------------------
@@ -205,11 +225,12 @@ class RemoteStream:
                         elif which == "failed":
                             sink.on_failed(r.seq, r.failed.code, r.failed.detail)
                 elif kind == "draining":
+                    self.draining = frame.draining
                     sink.on_draining(frame.draining.grace_s)
         except asyncio.CancelledError:
             error = self._dead or RemoteError(f"{self.where}: session cancelled")
         except grpc.aio.AioRpcError as exc:
-            error = self._dead or from_status(exc.code(), exc.details(), self.where)
+            error = self._dead or self._ended_error(exc.code(), exc.details())
         except WireError as exc:
             error = RemoteError(f"{self.where}: malformed result frame: {exc}")
             self.call.cancel()

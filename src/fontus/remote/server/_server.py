@@ -214,6 +214,10 @@ class RemoteServer:
                     end = out
                     break
                 yield out
+            if end.code:
+                # Before the cleanup below: drain() stops the server once no session is
+                # left, and the client must get this status, not a connection torn down.
+                await context.abort(getattr(grpc.StatusCode, end.code), end.detail)
         finally:
             if reader is not None:
                 reader.cancel()
@@ -232,8 +236,6 @@ class RemoteServer:
             )
             self._closed_sessions.append(session)
             del self._closed_sessions[:-256]
-        if end.code:
-            await context.abort(getattr(grpc.StatusCode, end.code), end.detail)
 
     async def _open(
         self, data: bytes, context: grpc.aio.ServicerContext
