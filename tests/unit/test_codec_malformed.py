@@ -387,7 +387,7 @@ def test_a_map_key_that_is_not_a_string_is_refused() -> None:
     # Payloads refuse such keys when built; a mapping handed to the encoder directly
     # (a plugin's to_fields, say) is checked too.
     with pytest.raises(WireError, match=r"^fields\.m: key 3 is not a string \(keys must be str\)$"):
-        WireEncoder().value_map({"m": {3: "x"}}, pb.ValueMap(), "fields")
+        WireEncoder().value_map({"m": {3: "x"}}, pb.Value(), "fields")
 
 
 def test_invalid_utf8_string_is_refused() -> None:

@@ -1,4 +1,4 @@
-"""The flattened value tree (``fontus.v1.Value`` / ``ValueMap``): writing and reading.
+"""The flattened value tree (``fontus.v1.Value``): writing and reading.
 
 A tree travels as one byte of ``kinds`` per value, in pre-order, plus one
 column per kind (see payloads.proto).  Writing walks the tree once, appending
@@ -43,7 +43,7 @@ _COLUMNS = ("keys", "ints", "doubles", "strings", "octets", "arrays")
 def write_tree(
     root: Any, target: Any, path: str, blobs: BlobWriter, compression: CompressionConfig
 ) -> None:
-    """Fill the empty ``Value``/``ValueMap`` ``target`` with ``root``; arrays go to ``blobs``."""
+    """Fill the empty ``Value`` ``target`` with ``root``; arrays go to ``blobs``."""
     if (type(root) is FrozenDict or type(root) is dict) and _write_flat(root, target):
         return
     kinds = bytearray()

@@ -54,7 +54,7 @@ _INT64_MAX = (1 << 63) - 1
 #: Byte strings at least this long travel as blobs (no copy into the protobuf head).
 BLOB_BYTES_THRESHOLD = 4096
 _EMPTY = FrozenDict()
-#: Attribute of a decoded ObjectPayload holding its array-free ValueMap (see WireDecoder.payload).
+#: Attribute of a decoded ObjectPayload holding its array-free value tree (see WireDecoder.payload).
 _WIRE = "_fontus_wire"
 
 ToFields = Callable[[Any], Mapping[str, Any]]
@@ -112,7 +112,7 @@ class WireEncoder:
         write_tree(value, target, path, self.blobs, self.compression)
 
     def value_map(self, mapping: Mapping[str, Any], target: Any, path: str) -> None:
-        """Write a mapping into the empty ``fontus.v1.ValueMap`` ``target``."""
+        """Write a mapping into the empty ``fontus.v1.Value`` ``target`` (a map field)."""
         if type(mapping) is not FrozenDict and not isinstance(mapping, Mapping):
             raise WireError(f"{path}: expected a mapping, got {type(mapping).__name__}")
         write_tree(mapping, target, path, self.blobs, self.compression)
@@ -240,7 +240,7 @@ class WireDecoder:
         return read_tree(source, path, depth, self.blobs, self.limits, want_map=False)
 
     def value_map(self, source: Any, path: str, depth: int = 0) -> FrozenDict:
-        """The mapping a ``fontus.v1.ValueMap`` holds (empty when it holds nothing)."""
+        """The mapping a map field (a ``fontus.v1.Value``) holds; empty when it holds nothing."""
         return read_tree(source, path, depth, self.blobs, self.limits, want_map=True)
 
     # -- payloads and messages -----------------------------------------------

@@ -51,24 +51,6 @@ class Value(_message.Message):
     arrays: _containers.RepeatedCompositeFieldContainer[Array]
     def __init__(self, kinds: _Optional[bytes] = ..., keys: _Optional[_Iterable[str]] = ..., ints: _Optional[_Iterable[int]] = ..., doubles: _Optional[_Iterable[float]] = ..., strings: _Optional[_Iterable[str]] = ..., octets: _Optional[_Iterable[bytes]] = ..., arrays: _Optional[_Iterable[_Union[Array, _Mapping]]] = ...) -> None: ...
 
-class ValueMap(_message.Message):
-    __slots__ = ("kinds", "keys", "ints", "doubles", "strings", "octets", "arrays")
-    KINDS_FIELD_NUMBER: _ClassVar[int]
-    KEYS_FIELD_NUMBER: _ClassVar[int]
-    INTS_FIELD_NUMBER: _ClassVar[int]
-    DOUBLES_FIELD_NUMBER: _ClassVar[int]
-    STRINGS_FIELD_NUMBER: _ClassVar[int]
-    OCTETS_FIELD_NUMBER: _ClassVar[int]
-    ARRAYS_FIELD_NUMBER: _ClassVar[int]
-    kinds: bytes
-    keys: _containers.RepeatedScalarFieldContainer[str]
-    ints: _containers.RepeatedScalarFieldContainer[int]
-    doubles: _containers.RepeatedScalarFieldContainer[float]
-    strings: _containers.RepeatedScalarFieldContainer[str]
-    octets: _containers.RepeatedScalarFieldContainer[bytes]
-    arrays: _containers.RepeatedCompositeFieldContainer[Array]
-    def __init__(self, kinds: _Optional[bytes] = ..., keys: _Optional[_Iterable[str]] = ..., ints: _Optional[_Iterable[int]] = ..., doubles: _Optional[_Iterable[float]] = ..., strings: _Optional[_Iterable[str]] = ..., octets: _Optional[_Iterable[bytes]] = ..., arrays: _Optional[_Iterable[_Union[Array, _Mapping]]] = ...) -> None: ...
-
 class AudioPayload(_message.Message):
     __slots__ = ("audio", "sampling_rate", "channels", "audio_format", "start", "end")
     AUDIO_FIELD_NUMBER: _ClassVar[int]
@@ -126,8 +108,8 @@ class BytesPayload(_message.Message):
 class ObjectPayload(_message.Message):
     __slots__ = ("data",)
     DATA_FIELD_NUMBER: _ClassVar[int]
-    data: ValueMap
-    def __init__(self, data: _Optional[_Union[ValueMap, _Mapping]] = ...) -> None: ...
+    data: Value
+    def __init__(self, data: _Optional[_Union[Value, _Mapping]] = ...) -> None: ...
 
 class BatchPayload(_message.Message):
     __slots__ = ("messages",)
@@ -140,22 +122,22 @@ class ControlPayload(_message.Message):
     SIGNAL_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
     signal: str
-    data: ValueMap
-    def __init__(self, signal: _Optional[str] = ..., data: _Optional[_Union[ValueMap, _Mapping]] = ...) -> None: ...
+    data: Value
+    def __init__(self, signal: _Optional[str] = ..., data: _Optional[_Union[Value, _Mapping]] = ...) -> None: ...
 
 class ConfigPayload(_message.Message):
     __slots__ = ("changes",)
     CHANGES_FIELD_NUMBER: _ClassVar[int]
-    changes: ValueMap
-    def __init__(self, changes: _Optional[_Union[ValueMap, _Mapping]] = ...) -> None: ...
+    changes: Value
+    def __init__(self, changes: _Optional[_Union[Value, _Mapping]] = ...) -> None: ...
 
 class CustomPayload(_message.Message):
     __slots__ = ("kind", "fields")
     KIND_FIELD_NUMBER: _ClassVar[int]
     FIELDS_FIELD_NUMBER: _ClassVar[int]
     kind: str
-    fields: ValueMap
-    def __init__(self, kind: _Optional[str] = ..., fields: _Optional[_Union[ValueMap, _Mapping]] = ...) -> None: ...
+    fields: Value
+    def __init__(self, kind: _Optional[str] = ..., fields: _Optional[_Union[Value, _Mapping]] = ...) -> None: ...
 
 class Payload(_message.Message):
     __slots__ = ("audio", "image", "video", "bytes", "object", "batch", "control", "config", "custom")
@@ -200,9 +182,9 @@ class Message(_message.Message):
     creator: str
     version: int
     payload: Payload
-    meta: ValueMap
+    meta: Value
     timers: _containers.ScalarMap[str, float]
-    def __init__(self, id: _Optional[int] = ..., created_at: _Optional[float] = ..., creator: _Optional[str] = ..., version: _Optional[int] = ..., payload: _Optional[_Union[Payload, _Mapping]] = ..., meta: _Optional[_Union[ValueMap, _Mapping]] = ..., timers: _Optional[_Mapping[str, float]] = ...) -> None: ...
+    def __init__(self, id: _Optional[int] = ..., created_at: _Optional[float] = ..., creator: _Optional[str] = ..., version: _Optional[int] = ..., payload: _Optional[_Union[Payload, _Mapping]] = ..., meta: _Optional[_Union[Value, _Mapping]] = ..., timers: _Optional[_Mapping[str, float]] = ...) -> None: ...
 
 class Packet(_message.Message):
     __slots__ = ("message", "blobs")

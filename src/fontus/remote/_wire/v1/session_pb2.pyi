@@ -43,8 +43,8 @@ class NodeSpec(_message.Message):
     CONFIGURATION_FIELD_NUMBER: _ClassVar[int]
     name: str
     mark: str
-    configuration: _payloads_pb2.ValueMap
-    def __init__(self, name: _Optional[str] = ..., mark: _Optional[str] = ..., configuration: _Optional[_Union[_payloads_pb2.ValueMap, _Mapping]] = ...) -> None: ...
+    configuration: _payloads_pb2.Value
+    def __init__(self, name: _Optional[str] = ..., mark: _Optional[str] = ..., configuration: _Optional[_Union[_payloads_pb2.Value, _Mapping]] = ...) -> None: ...
 
 class Link(_message.Message):
     __slots__ = ("source", "target")
@@ -117,8 +117,8 @@ class Configure(_message.Message):
     CHANGES_FIELD_NUMBER: _ClassVar[int]
     seq: int
     node: str
-    changes: _payloads_pb2.ValueMap
-    def __init__(self, seq: _Optional[int] = ..., node: _Optional[str] = ..., changes: _Optional[_Union[_payloads_pb2.ValueMap, _Mapping]] = ...) -> None: ...
+    changes: _payloads_pb2.Value
+    def __init__(self, seq: _Optional[int] = ..., node: _Optional[str] = ..., changes: _Optional[_Union[_payloads_pb2.Value, _Mapping]] = ...) -> None: ...
 
 class Close(_message.Message):
     __slots__ = ()
