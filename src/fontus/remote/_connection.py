@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -150,6 +151,13 @@ class Connection:
         if self.state == "open" and self.stream is not None and seq > self.last_sent:
             self.last_sent = seq
             self.stream.send(item)
+
+    def release_when_writing(self, lock: threading.Lock) -> None:
+        """Release ``lock`` when the current stream starts its next write (at once if none)."""
+        if self.stream is not None:
+            self.stream.release_when_writing(lock)
+        else:
+            lock.release()
 
     def close(self) -> None:
         """Half-close after the last request: the server flushes the node and ends with OK."""

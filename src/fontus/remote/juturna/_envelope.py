@@ -23,7 +23,6 @@ from typing import Any
 from ...core.errors import WireError
 from ...core.message import Message
 from .._limits import DEFAULT_LIMITS, WireLimits
-from .._wire.juturna import payloads_pb2 as mpb
 from .._wire.juturna import payloads_pb2 as pb
 from ._codec import message_from_proto, message_to_proto
 from ._struct import fill_struct
@@ -48,7 +47,7 @@ MAX_MESSAGE_BYTES = 100 * 1024 * 1024
 #: What Juturna's server assumes when a request's ttl is 0; it caps any ttl at 300 s.
 DEFAULT_TTL_S = 30
 
-ProtoEnvelope = mpb.ProtoEnvelope
+ProtoEnvelope = pb.ProtoEnvelope
 ProtoMessage = pb.ProtoMessage
 
 
