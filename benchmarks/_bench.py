@@ -42,6 +42,7 @@ from fontus.core import (
 
 __all__ = [
     "STAMP",
+    "Case",
     "RunResult",
     "StampSink",
     "StampSource",
@@ -62,6 +63,15 @@ LOCKSTEP_WAIT_S = 5.0
 #: Latency samples of the first messages of a run are dropped: thread start-up
 #: and first-use costs (connections, caches) are not the steady state.
 WARMUP_MESSAGES = 10
+
+
+@dataclass(frozen=True)
+class Case:
+    """One payload of a pipeline benchmark, and how many messages a run sends."""
+
+    name: str
+    payload: Payload
+    count: int
 
 
 # -- payloads ---------------------------------------------------------------------

@@ -46,6 +46,7 @@ import grpc
 from _bench import (
     STAMP,
     WARMUP_MESSAGES,
+    Case,
     audio,
     bench_registry,
     image,
@@ -81,13 +82,6 @@ GOAL_W32_SMALL_MSGS_RATIO = 1.0
 GOAL_W1_P50_RATIO = 2.5
 GOAL_1080P_MBS_RATIO = 0.8
 SMALL = ("audio 20 ms", "object 20 keys")
-
-
-@dataclass(frozen=True)
-class Case:
-    name: str
-    payload: Payload
-    count: int
 
 
 def cases(quick: bool) -> list[Case]:

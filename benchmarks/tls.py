@@ -32,9 +32,9 @@ from typing import Any
 
 import trustme
 
-from _bench import audio, bench_registry, image, median, run_pipeline
+from _bench import Case, audio, bench_registry, image, median, run_pipeline
 from _util import print_table, write_json
-from fontus.core import Payload, Registry
+from fontus.core import Registry
 from fontus.testing import LoopbackServer
 
 REPEATS = 3
@@ -44,13 +44,6 @@ MODES = ("plain", "tls", "mtls+token")
 MAX_RUN_S = 15.0
 #: The environment variable the Warp reads its token from (set in this process only).
 TOKEN_ENV = "FONTUS_BENCH_TOKEN"
-
-
-@dataclass(frozen=True)
-class Case:
-    name: str
-    payload: Payload
-    count: int
 
 
 def cases(quick: bool) -> list[Case]:
