@@ -194,6 +194,16 @@ class FaultyRun:
                 last_change, last_count = t, count
         return longest
 
+    def failover_numbers(self, **more: Any) -> dict[str, Any]:
+        """What every fault test records: failover time, replays, stall, run time, and ``more``."""
+        return {
+            "failover_s": self.extra["failover_s"],
+            "replayed": self.extra["replayed"],
+            "longest_output_stall_s": self.longest_stall_after_fault(),
+            "run_s": self.elapsed_s,
+            **more,
+        }
+
 
 def run_with_fault(
     pipeline: Pipeline, fault: Callable[[], None], after: int = FAULT_AFTER
@@ -298,14 +308,9 @@ def test_killing_one_of_two_replicas_fails_over_and_the_output_is_identical(
     assert b.process is not None and b.process.poll() is None
     numbers(
         "kill",
-        {
-            "failover_s": extra["failover_s"],
-            "replayed": extra["replayed"],
-            "reconnects": extra["reconnects"],
-            "killed_after_outputs": run.received_at_fault,
-            "longest_output_stall_s": run.longest_stall_after_fault(),
-            "run_s": run.elapsed_s,
-        },
+        run.failover_numbers(
+            reconnects=extra["reconnects"], killed_after_outputs=run.received_at_fault
+        ),
     )
 
 
@@ -334,16 +339,7 @@ def test_the_only_server_restarted_on_its_port_the_pipeline_waits_and_loses_noth
     assert (extra["failures"], extra["timeouts"]) == (0, 0)
     # The Warp cannot have reconnected before the new server listened.
     assert extra["failover_s"] >= DOWN_S
-    numbers(
-        "restart",
-        {
-            "failover_s": extra["failover_s"],
-            "replayed": extra["replayed"],
-            "down_s": DOWN_S,
-            "longest_output_stall_s": run.longest_stall_after_fault(),
-            "run_s": run.elapsed_s,
-        },
-    )
+    numbers("restart", run.failover_numbers(down_s=DOWN_S))
 
 
 def test_a_frozen_replica_is_detected_within_keepalive_and_failed_over(
@@ -378,15 +374,11 @@ def test_a_frozen_replica_is_detected_within_keepalive_and_failed_over(
     assert stall <= bound + 2.0, f"outputs stalled {stall:.2f}s"
     numbers(
         "sigstop",
-        {
-            "detection_s": detection_s,
-            "keepalive_s": DEFAULT_KEEPALIVE_S,
-            "failover_s": extra["failover_s"],
-            "replayed": extra["replayed"],
-            "longest_output_stall_s": stall,
-            "run_s": run.elapsed_s,
-            "how": broke[0].getMessage().split(" broke (", 1)[1][:160],
-        },
+        run.failover_numbers(
+            detection_s=detection_s,
+            keepalive_s=DEFAULT_KEEPALIVE_S,
+            how=broke[0].getMessage().split(" broke (", 1)[1][:160],
+        ),
     )
 
 
