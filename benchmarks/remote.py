@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -62,7 +63,10 @@ from fontus.remote._loop import client_loop
 from fontus.testing import LoopbackServer
 
 REPEATS = 3
+#: The windows the goals are stated for (the default columns).
 WINDOWS = (1, 32)
+#: A column of --columns: one of COLUMNS, or "fontus wN" / "echo wN" for any window N.
+COLUMN_RE = re.compile(r"(fontus|echo) w([1-9][0-9]*)")
 #: Bound of each run: it ends after this many seconds even if not every message was sent.
 MAX_RUN_S = 20.0
 #: Both ends of the echo allow the message size Fontus allows.
@@ -368,7 +372,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=REPEATS, help="runs per cell")
     parser.add_argument("--quick", action="store_true", help="a fast smoke run (few messages)")
     parser.add_argument("--payloads", default="", help="only these payloads (comma-separated)")
-    parser.add_argument("--columns", default="", help="only these columns (comma-separated)")
+    parser.add_argument(
+        "--columns",
+        default="",
+        help="only these columns (comma-separated): local, juturna w1, and "
+        f"'fontus wN' / 'echo wN' for any window N (default: {', '.join(COLUMNS)})",
+    )
     parser.add_argument("--echo-server", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.echo_server:
@@ -380,8 +389,13 @@ def main(argv: list[str] | None = None) -> int:
         chosen = [c for c in chosen if c.name in wanted]
     columns = list(COLUMNS)
     if args.columns:
-        wanted = {c.strip() for c in args.columns.split(",")}
-        columns = [c for c in columns if c in wanted]
+        columns = [c.strip() for c in args.columns.split(",") if c.strip()]
+        unknown = [c for c in columns if c not in COLUMNS and not COLUMN_RE.fullmatch(c)]
+        if unknown:
+            parser.error(
+                f"unknown column(s) {', '.join(map(repr, unknown))}: use {', '.join(COLUMNS)}, "
+                "or 'fontus wN' / 'echo wN' for a window N"
+            )
     repeats = 1 if args.quick else args.repeats
     max_s = 5.0 if args.quick else MAX_RUN_S
 
@@ -416,12 +430,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     table("MB/s (messages/s x encoded size)", lambda c, cells: f"{c.mb_per_s:,.1f}", [])
 
+    # Every window measured both ways gets ratio columns (the goals' windows first).
+    measured = {int(m[2]) for c in columns if (m := COLUMN_RE.fullmatch(c))}
+    windows = [w for w in WINDOWS if w in measured] + sorted(measured - set(WINDOWS))
+    windows = windows or list(WINDOWS)
     ratios: dict[str, dict[str, float | None]] = {}
     ratio_rows = []
     for case in chosen:
         row = [case.name]
         entry: dict[str, float | None] = {}
-        for w in WINDOWS:
+        for w in windows:
             f, e = med[case.name].get(f"fontus w{w}"), med[case.name].get(f"echo w{w}")
             for metric in ("msgs_per_s", "p50_ms", "mb_per_s"):
                 value = ratio(getattr(f, metric), getattr(e, metric)) if f and e else None
@@ -434,12 +452,7 @@ def main(argv: list[str] | None = None) -> int:
         "fontus / raw gRPC echo (same window)",
         [
             "payload",
-            "w1 msgs/s",
-            "w1 p50",
-            "w1 MB/s",
-            "w32 msgs/s",
-            "w32 p50",
-            "w32 MB/s",
+            *(f"w{w} {metric}" for w in windows for metric in ("msgs/s", "p50", "MB/s")),
         ],
         ratio_rows,
         notes=[
