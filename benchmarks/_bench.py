@@ -19,7 +19,10 @@ Every run is bounded in messages and in seconds.
 from __future__ import annotations
 
 import itertools
+import os
 import statistics
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -43,11 +46,13 @@ from fontus.core import (
 __all__ = [
     "STAMP",
     "Case",
+    "ChildServer",
     "RunResult",
     "StampSink",
     "StampSource",
     "audio",
     "bench_registry",
+    "exit_with_parent",
     "image",
     "median",
     "pct",
@@ -261,3 +266,46 @@ def pct(values: Sequence[float], q: float) -> float:
 
 def median(values: Sequence[float]) -> float:
     return statistics.median(values) if values else 0.0
+
+
+# -- servers in child processes ------------------------------------------------------
+class ChildServer:
+    """A benchmark's server in a child process: ``python SCRIPT ARGS...``.
+
+    The child prints ``listening on HOST:PORT`` first and serves until its stdin
+    closes (see :func:`exit_with_parent`); ``target`` is that address.
+    """
+
+    def __init__(self, script: str, *args: str) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, os.path.abspath(script), *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()  # bounded: the child prints this first, or dies
+        if not line.startswith("listening on "):
+            self.stop()
+            raise RuntimeError(f"{' '.join(args)} server did not start: {line!r}")
+        self.target = line.split()[-1]
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            assert self.process.stdin is not None
+            self.process.stdin.close()
+            try:
+                self.process.wait(5.0)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5.0)
+
+
+def exit_with_parent() -> None:
+    """In a ChildServer: exit as soon as the parent closes our stdin or dies."""
+
+    def watch() -> None:
+        sys.stdin.read()  # returns at end of file
+        os._exit(0)
+
+    threading.Thread(target=watch, daemon=True).start()

@@ -31,11 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import re
-import subprocess
-import sys
-import threading
 import time
 from collections import deque
 from collections.abc import AsyncIterator
@@ -48,8 +44,10 @@ from _bench import (
     STAMP,
     WARMUP_MESSAGES,
     Case,
+    ChildServer,
     audio,
     bench_registry,
+    exit_with_parent,
     image,
     median,
     pct,
@@ -137,41 +135,16 @@ def echo_server_main() -> int:
         await server.wait_for_termination(ECHO_SERVER_LIFETIME_S)
         await server.stop(0)
 
-    def watch_parent() -> None:
-        sys.stdin.read()  # returns when the parent closes our stdin or exits
-        os._exit(0)
-
-    threading.Thread(target=watch_parent, daemon=True).start()
+    exit_with_parent()
     asyncio.run(serve())
     return 0
 
 
-class EchoServer:
+class EchoServer(ChildServer):
     """The echo server subprocess (``remote.py --echo-server``)."""
 
     def __init__(self) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, os.path.abspath(__file__), "--echo-server"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()  # bounded: the child prints this first, or dies
-        if not line.startswith("listening on "):
-            self.stop()
-            raise RuntimeError(f"echo server did not start: {line!r}")
-        self.target = line.split()[-1]
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            assert self.process.stdin is not None
-            self.process.stdin.close()
-            try:
-                self.process.wait(5.0)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5.0)
+        super().__init__(__file__, "--echo-server")
 
 
 async def _echo_run(target: str, data: bytes, count: int, window: int, max_s: float) -> Cell:
@@ -431,7 +404,11 @@ def main(argv: list[str] | None = None) -> int:
     table("MB/s (messages/s x encoded size)", lambda c, cells: f"{c.mb_per_s:,.1f}", [])
 
     # Every window measured both ways gets ratio columns (the goals' windows first).
-    measured = {int(m[2]) for c in columns if (m := COLUMN_RE.fullmatch(c))}
+    measured = {
+        int(m[2])
+        for c in columns
+        if (m := COLUMN_RE.fullmatch(c)) and {f"fontus w{m[2]}", f"echo w{m[2]}"} <= set(columns)
+    }
     windows = [w for w in WINDOWS if w in measured] + sorted(measured - set(WINDOWS))
     windows = windows or list(WINDOWS)
     ratios: dict[str, dict[str, float | None]] = {}

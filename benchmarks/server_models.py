@@ -26,10 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import queue
-import subprocess
-import sys
 import threading
 from collections.abc import AsyncIterator, Iterator
 from concurrent import futures
@@ -37,7 +34,7 @@ from typing import Any
 
 import grpc
 
-from _bench import audio, median
+from _bench import ChildServer, audio, exit_with_parent, median
 from _util import print_table, write_json
 from fontus.core import Message
 from fontus.remote import encode_message
@@ -113,44 +110,12 @@ def _sync_server() -> None:
 
 
 def server_main(model: str) -> int:
-    def watch_parent() -> None:
-        sys.stdin.read()  # returns when the parent closes our stdin or exits
-        os._exit(0)
-
-    threading.Thread(target=watch_parent, daemon=True).start()
+    exit_with_parent()
     if model == "threads":
         _sync_server()
     else:
         _aio_server(hop=model == "aio + worker")
     return 0
-
-
-class ModelServer:
-    """One echo server subprocess (``server_models.py --serve MODEL``)."""
-
-    def __init__(self, model: str) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, os.path.abspath(__file__), "--serve", model],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()  # bounded: the child prints this first, or dies
-        if not line.startswith("listening on "):
-            self.stop()
-            raise RuntimeError(f"{model} echo server did not start: {line!r}")
-        self.target = line.split()[-1]
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            assert self.process.stdin is not None
-            self.process.stdin.close()
-            try:
-                self.process.wait(5.0)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5.0)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -164,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         return server_main(args.serve)
 
     data = encode_message(Message(audio(0.020)).freeze())  # 20 ms of audio, as remote.py sends
-    servers = {model: ModelServer(model) for model in MODELS}
+    servers = {model: ChildServer(__file__, "--serve", model) for model in MODELS}
     p50: dict[str, list[float]] = {m: [] for m in MODELS}
     rate: dict[str, list[float]] = {m: [] for m in MODELS}
     try:
