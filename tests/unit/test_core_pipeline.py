@@ -307,9 +307,11 @@ def test_several_warmup_failures_are_named_together(build: Build) -> None:
         FailingWarmup,
     )
     with pytest.raises(
-        NodeError, match=r"warmup failed on several nodes: node 'm1': .*node 'm2': "
-    ):
+        NodeError,
+        match=r"warmup failed on several nodes \(2\):\n  - node 'm1': .*\n  - node 'm2': ",
+    ) as caught:
         pipeline.start()
+    assert str(caught.value).count("model file missing") == 2
 
 
 class BadSource(Source):

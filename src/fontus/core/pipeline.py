@@ -193,8 +193,11 @@ class Pipeline:
             self._error = failures[0]
             self._finished.set()
             if len(failures) > 1:
-                detail = "; ".join(str(f) for f in failures)
-                raise NodeError(failures[0].node, f"warmup failed on several nodes: {detail}")
+                # One line per node: a pipeline pointed at a dead server fails every remote node.
+                detail = "".join(f"\n  - {f}" for f in failures)
+                raise NodeError(
+                    failures[0].node, f"warmup failed on several nodes ({len(failures)}):{detail}"
+                )
             raise failures[0]
         self._started_at = time.monotonic()
         self._alive = len(runners)
