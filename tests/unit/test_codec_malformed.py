@@ -95,7 +95,8 @@ def test_structured_and_sub_array_dtypes_are_refused(dtype: str) -> None:
     )
 
 
-@pytest.mark.parametrize("dtype", ["<U4", "|S4", "|V8", "<M8", "<f16", "<c32"])
+@pytest.mark.parametrize("dtype", ["<U4", "|S4", "|V8", "<M8", "<f16", "<c32", "a", "|a4"])
+@pytest.mark.filterwarnings("error::DeprecationWarning")  # numpy's 'a' alias is not asked
 def test_non_numeric_and_platform_dependent_dtypes_are_refused(dtype: str) -> None:
     data = audio_packet(array_fields(dtype, (1,)), [b"\0" * 32])
     raises(

@@ -37,6 +37,7 @@ _PLAIN_DTYPE = re.compile(r"[<>|=]?[A-Za-z][A-Za-z0-9]{0,15}")
 #: input can only add valid spellings, and stops adding after this many).
 _checked_dtypes: dict[str, np.dtype[Any]] = {}
 _CHECKED_DTYPES_MAX = 256
+_ALLOWED_KINDS = "use bool, int8-64, uint8-64, float16-64, complex64 or complex128"
 #: Wire dtype string of each dtype that travels without conversion (little-endian or
 #: byte-order-free); encoding looks it up instead of checking the dtype field by field.
 _WIRE_DTYPES: dict[np.dtype[Any], str] = {
@@ -215,6 +216,10 @@ def check_dtype(dtype_str: str, where: str) -> np.dtype[Any]:
             f"{where}: dtype {dtype_str!r} is not a plain dtype string like '<f4'; "
             "structured and sub-array dtypes never travel"
         )
+    if dtype_str.lstrip("<>|=").startswith("a"):
+        # 'a' is numpy's deprecated alias of 'S' (bytes strings): not portable, and asking
+        # numpy would print a DeprecationWarning for every such frame.
+        raise WireError(f"{where}: dtype {dtype_str!r} is not allowed; {_ALLOWED_KINDS}")
     try:
         dtype = np.dtype(dtype_str)
     except (TypeError, ValueError):
@@ -222,10 +227,7 @@ def check_dtype(dtype_str: str, where: str) -> np.dtype[Any]:
     if dtype.hasobject:
         raise WireError(f"{where}: dtype {dtype_str!r} is an object dtype; objects never travel")
     if not _portable(dtype):
-        raise WireError(
-            f"{where}: dtype {dtype_str!r} is not allowed; use bool, int8-64, uint8-64, "
-            "float16-64, complex64 or complex128"
-        )
+        raise WireError(f"{where}: dtype {dtype_str!r} is not allowed; {_ALLOWED_KINDS}")
     if dtype.byteorder == ">":
         raise WireError(
             f"{where}: dtype {dtype_str!r} is big-endian; the wire carries little-endian data"
