@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -468,6 +467,25 @@ def test_a_dns_target_reaches_the_server_through_grpc_name_resolution(
     assert (extra["reconnects"], extra["failures"]) == (0, 0)
 
 
+UNSENT = "not sent: the server has been unreachable"
+
+
+def error_lines(out: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[int]]:
+    """(answered, reported errors, the input index of every line in sink order)."""
+    lines = records(out)
+    errors = [line for line in lines if line["meta"].get("fontus.error")]
+    answered = [line for line in lines if not line["meta"].get("fontus.error")]
+    keys = [
+        line["payload"]["seq"] - 1 if line["meta"].get("fontus.error") else line["payload"]["n"]
+        for line in lines
+    ]
+    return answered, errors, keys
+
+
+def unreachable_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if "server unreachable for" in r.getMessage()]
+
+
 def test_requests_that_cannot_finish_while_the_only_server_is_down_are_reported(
     servers: Callable[..., list[LoopbackServer]],
     caplog: pytest.LogCaptureFixture,
@@ -475,28 +493,63 @@ def test_requests_that_cannot_finish_while_the_only_server_is_down_are_reported(
 ) -> None:
     caplog.set_level(logging.INFO, logger="fontus.remote")
     (server,) = servers(1)
-    count, timeout = 64, 1.5
+    count, timeout = 160, 1.5
     out = tmp_path / "remote.jsonl"
     remote = {"target": server.target, "timeout": timeout, "on_error": "emit"}
     run = run_with_fault(counter_pipeline(out, "gain", remote, count), server.kill, after=16)
 
-    # The pipeline ends (no hang): the requests left time out a window at a time.
+    # The requests in flight time out; once the server has been away longer than
+    # timeout, the rest fail at once instead of a timeout per window (which would
+    # take (160 - 16) / 16 + 1 = 10 waves of 1.5 s here).
     assert run.state == "done"
-    waves = math.ceil((count - run.received_at_fault) / DEFAULT_WINDOW) + 1
-    assert run.elapsed_s - run.fault_at <= waves * timeout + SLACK_S
-    lines = records(out)
-    errors = [line for line in lines if line["meta"].get("fontus.error")]
-    answered = [line for line in lines if not line["meta"].get("fontus.error")]
+    assert run.elapsed_s - run.fault_at <= 2 * timeout + SLACK_S
+    answered, errors, keys = error_lines(out)
     assert errors, "no request was reported"
     # Never dropped silently: each input is either answered or reported, in order.
-    keys = [
-        line["payload"]["seq"] - 1 if line["meta"].get("fontus.error") else line["payload"]["n"]
-        for line in lines
-    ]
     assert keys == list(range(count))
     assert len(answered) >= run.received_at_fault
-    assert all("within timeout" in line["payload"]["error"] for line in errors)
+    timed_out = [e for e in errors if "within timeout" in e["payload"]["error"]]
+    unsent = [e for e in errors if e["payload"]["error"].startswith(UNSENT)]
+    assert len(timed_out) + len(unsent) == len(errors)
+    # The window in flight when the stream broke, and requests sent into the slots the
+    # first timeouts freed before the server had been away for a whole timeout.
+    assert 0 < len(timed_out) <= 2 * DEFAULT_WINDOW
+    assert len(unsent) >= count - run.received_at_fault - 2 * DEFAULT_WINDOW
     extra = run.extra
-    assert extra["failures"] == extra["timeouts"] == len(errors)
+    assert extra["failures"] == len(errors)
+    assert (extra["timeouts"], extra["unsent"]) == (len(timed_out), len(unsent))
     assert extra["reconnects"] == 0
     assert broke_records(caplog), "the Warp did not log the broken session"
+    assert len(unreachable_records(caplog)) == 1, "the outage is announced once"
+
+
+def test_requests_flow_again_when_a_server_down_past_timeout_comes_back(
+    servers: Callable[..., list[LoopbackServer]],
+    caplog: pytest.LogCaptureFixture,
+    tmp_path: Path,
+) -> None:
+    caplog.set_level(logging.INFO, logger="fontus.remote")
+    (first,) = servers(1)
+    port = first.port
+    count, timeout, down_s = 10_000, 1.0, 2.5
+    out = tmp_path / "remote.jsonl"
+
+    def outage() -> None:
+        first.kill()
+        time.sleep(down_s)  # longer than timeout: new requests fail at once meanwhile
+        servers(1, port=port)
+
+    remote = {"target": first.target, "timeout": timeout, "on_error": "emit"}
+    run = run_with_fault(counter_pipeline(out, "gain", remote, count), outage, after=16)
+
+    assert run.state == "done"
+    answered, errors, keys = error_lines(out)
+    assert keys == list(range(count)), "an input was lost, duplicated or reordered"
+    unsent = [e["payload"]["seq"] - 1 for e in errors if e["payload"]["error"].startswith(UNSENT)]
+    assert unsent, "no request failed at once while the server was away"
+    # After the server came back, inputs were answered again.
+    assert answered[-1]["payload"]["n"] > max(unsent)
+    extra = run.extra
+    assert extra["reconnects"] >= 1
+    assert extra["unsent"] == len(unsent)
+    assert len(unreachable_records(caplog)) == 1

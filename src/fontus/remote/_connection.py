@@ -94,12 +94,19 @@ class Connection:
         self.reconnects = 0
         self.replayed = 0
         self.failover_s = 0.0
+        #: While reconnecting: when the stream broke, and the latest reason it is still down.
+        self.down_since = 0.0
+        self.last_error: RemoteError | None = None
         self._bytes_before = (0, 0)  # traffic of earlier streams of this connection
         self._task: asyncio.Task[None] | None = None
 
     @property
     def where(self) -> str:
         return self.warp.where
+
+    def down_for(self, now: float) -> float:
+        """Seconds this connection has been reconnecting (0 when it is not)."""
+        return now - self.down_since if self.state == "reconnecting" else 0.0
 
     @property
     def bytes_out(self) -> int:
@@ -189,6 +196,7 @@ class Connection:
             return
         self.state = "reconnecting"
         broke_at = time.monotonic()
+        self.down_since, self.last_error = broke_at, error
         discarded = self.warp.discard_partial(self.index)
         log.warning(
             "%s: session %s broke (%s); reconnecting%s",
@@ -222,6 +230,7 @@ class Connection:
                 self.warp.connection_closed(self, exc)
                 return
             except RemoteError as exc:
+                self.last_error = exc
                 log.info("%s: reconnect attempt %d failed: %s", self.where, attempt, exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, BACKOFF_MAX_S)

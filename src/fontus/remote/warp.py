@@ -72,6 +72,8 @@ class _Pending:
     change: str = ""
     #: Index of the connection (of ``streams``) the request went to.
     conn: int = 0
+    #: Failed before it was sent (see Warp._unreachable).
+    unsent: bool = False
 
 
 class _Slots(threading.Semaphore):
@@ -122,7 +124,7 @@ class Warp(Node):
 
     Args:
         target: server address host:port, a list of replicas, or dns:///name:port.
-        timeout: seconds a request may take before it is reported as failed.
+        timeout: seconds a request may take before it is reported as failed; once the server has been unreachable this long, new requests fail at once until it is back.
         window: requests in flight at most; update() blocks when it is full (default 16; 1 against a Juturna server, which may run pipelined requests out of order).
         node: the remote node, {mark, configuration} (or just the mark).
         graph: a remote group {nodes: [{name, mark, configuration}], links: [{from, to}], exits: [...]}.
@@ -236,6 +238,11 @@ class Warp(Node):
         self.failures = 0
         self.timeouts = 0
         self.late = 0
+        #: Requests failed without being sent: every session was down for longer than timeout.
+        self.unsent = 0
+        self._unsent_since_log = 0
+        self._unsent_logged_at = 0.0
+        self._unreachable_logged = False
         self.discarded = 0
         self.rtt = LatencyWindow()
 
@@ -439,8 +446,43 @@ class Warp(Node):
     def _deadline(self) -> float:
         return time.monotonic() + self.timeout
 
+    def _unreachable(self) -> str | None:
+        """Why a new request would only wait out its timeout, or None.
+
+        When every session has been reconnecting for longer than ``timeout``, a
+        request sent now would most likely time out as well: it fails at once
+        instead (in order, through ``on_error``), so that a live pipeline keeps
+        flowing while the server is away rather than waiting a timeout per window.
+        Requests sent before keep waiting for the replay; new ones are sent again
+        as soon as a session is back.
+        """
+        conns = self._conns
+        if not conns:
+            return None
+        down = min(c.down_for(time.monotonic()) for c in conns)
+        if down < self.timeout:
+            self._unreachable_logged = False
+            return None
+        last = conns[0].last_error
+        if not self._unreachable_logged:
+            self._unreachable_logged = True
+            log.warning(
+                "%s: server unreachable for %.0fs, longer than timeout %.1fs: new requests "
+                "fail at once (on_error: %s) until a session is back; still reconnecting (%s)",
+                self.where,
+                down,
+                self.timeout,
+                self.on_error,
+                last,
+            )
+        return (
+            f"not sent: the server has been unreachable for {down:.0f}s, longer than timeout "
+            f"{self.timeout:.1f}s; still reconnecting (last error: {last})"
+        )
+
     def _send(self, pending: _Pending) -> None:
         """Track ``pending`` (its slot already taken) and queue its frame on the stream."""
+        unreachable = None if pending.change else self._unreachable()
         with self._cond:
             if self._ended.is_set():
                 self._slots.release()
@@ -449,6 +491,11 @@ class Warp(Node):
                 )
             idle = not self._pending
             self._pending[pending.seq] = pending
+            if unreachable is not None:
+                # Failed in its turn by the delivery thread, after the requests before it.
+                pending.state, pending.detail, pending.unsent = _FAILED, unreachable, True
+                self._cond.notify_all()
+                return
             if idle:
                 # The delivery thread idles in long waits: wake it to watch this deadline
                 # (later requests have later deadlines, so only the first needs this).
@@ -725,6 +772,8 @@ class Warp(Node):
             return
         if pending.state == _TIMEOUT:
             self.timeouts += 1
+        if pending.unsent:
+            self.unsent += 1
         self.failures += 1
         what = (
             f"configure {pending.change}"
@@ -747,6 +796,19 @@ class Warp(Node):
             with self._cond:
                 if self._fatal is None:
                     self._fatal = NodeError(self.name, detail)
+        elif pending.unsent:
+            # One line a second while the server is away, not one per message.
+            self._unsent_since_log += 1
+            now = time.monotonic()
+            if now - self._unsent_logged_at >= 1.0:
+                more = self._unsent_since_log - 1
+                log.warning(
+                    "node '%s': %s (on_error: skip%s)",
+                    self.name,
+                    detail,
+                    f"; {more} more like it since the last report" if more else "",
+                )
+                self._unsent_since_log, self._unsent_logged_at = 0, now
         else:
             log.warning("node '%s': %s (on_error: skip)", self.name, detail)
 
@@ -788,6 +850,7 @@ class Warp(Node):
             "failures": self.failures,
             "timeouts": self.timeouts,
             "late": self.late,
+            "unsent": self.unsent,
             "discarded": self.discarded,
             "bytes_out": sum(link.bytes_out for link in links),
             "bytes_in": sum(link.bytes_in for link in links),
