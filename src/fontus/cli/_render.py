@@ -84,6 +84,24 @@ def _box(console: Console) -> box.Box:
     return box.SIMPLE_HEAD if console.is_terminal else _PLAIN_BOX
 
 
+#: Longer node names are shortened in tables (a remote group of many nodes is named
+#: after all of them): rich would otherwise squeeze every other column to "…".
+NAME_WIDTH = 32
+
+
+def display_name(name: str) -> str:
+    """``name``, or a short form of it that keeps its ends: ``g0+…+g19 (20 nodes)``."""
+    if len(name) <= NAME_WIDTH:
+        return name
+    members = name.split("+")
+    if len(members) > 2:
+        short = f"{members[0]}+…+{members[-1]} ({len(members)} nodes)"
+        if len(short) <= NAME_WIDTH:
+            return short
+    half = (NAME_WIDTH - 1) // 2
+    return f"{name[:half]}…{name[-half:]}"
+
+
 def _count(value: int) -> str:
     return f"{value:,}"
 
@@ -112,7 +130,7 @@ def stats_table(
     for name, snap in stats.items():
         queue = f"{snap.queue_depth}/{snap.queue_capacity}" if snap.kind != "source" else "-"
         table.add_row(
-            Text(name, style=_STATE_STYLE.get(snap.state, "")),
+            Text(display_name(name), style=_STATE_STYLE.get(snap.state, "")),
             snap.mark,
             snap.kind,
             _count(snap.received),
