@@ -160,6 +160,21 @@ def servers() -> Iterator[Callable[..., list[LoopbackServer]]]:
         release(server)
 
 
+def restarter(
+    servers: Callable[..., list[LoopbackServer]], server: LoopbackServer, down_s: float = DOWN_S
+) -> Callable[[], None]:
+    """A fault: SIGKILL ``server`` (reaped, so its port is free), wait ``down_s``, start a
+    new server on the same port."""
+    port = server.port
+
+    def restart() -> None:
+        server.kill()
+        time.sleep(down_s)
+        servers(1, port=port)
+
+    return restart
+
+
 def release(server: LoopbackServer) -> None:
     """SIGCONT (in case it is frozen), then SIGKILL and reap: never leave a process behind."""
     if server.process is not None and server.process.poll() is None:
@@ -320,16 +335,9 @@ def test_the_only_server_restarted_on_its_port_the_pipeline_waits_and_loses_noth
     tmp_path: Path,
 ) -> None:
     (first,) = servers(1)
-    port = first.port
     out = tmp_path / "remote.jsonl"
-
-    def restart() -> None:
-        first.kill()  # SIGKILL, reaped: the port is free again
-        time.sleep(DOWN_S)
-        servers(1, port=port)
-
     remote = {"target": first.target, "timeout": REQUEST_TIMEOUT_S}
-    run = run_with_fault(audio_pipeline(out, remote), restart)
+    run = run_with_fault(audio_pipeline(out, remote), restarter(servers, first))
 
     assert run.state == "done"
     assert out.read_text() == reference
@@ -421,16 +429,10 @@ def test_a_stateful_node_restarts_from_empty_state_after_a_server_restart(
 ) -> None:
     caplog.set_level(logging.INFO, logger="fontus.remote")
     (first,) = servers(1)
-    port = first.port
     count = 600
     out = tmp_path / "remote.jsonl"
-
-    def restart() -> None:
-        first.kill()
-        time.sleep(DOWN_S)
-        servers(1, port=port)
-
     remote = {"target": first.target, "timeout": REQUEST_TIMEOUT_S}
+    restart = restarter(servers, first)
     run = run_with_fault(counter_pipeline(out, "running_sum", remote, count), restart, after=150)
 
     assert run.state == "done"
@@ -530,16 +532,10 @@ def test_requests_flow_again_when_a_server_down_past_timeout_comes_back(
 ) -> None:
     caplog.set_level(logging.INFO, logger="fontus.remote")
     (first,) = servers(1)
-    port = first.port
-    count, timeout, down_s = 10_000, 1.0, 2.5
+    count, timeout, down_s = 10_000, 1.0, 2.5  # down longer than timeout: requests fail at once
     out = tmp_path / "remote.jsonl"
-
-    def outage() -> None:
-        first.kill()
-        time.sleep(down_s)  # longer than timeout: new requests fail at once meanwhile
-        servers(1, port=port)
-
     remote = {"target": first.target, "timeout": timeout, "on_error": "emit"}
+    outage = restarter(servers, first, down_s)
     run = run_with_fault(counter_pipeline(out, "gain", remote, count), outage, after=16)
 
     assert run.state == "done"
