@@ -14,7 +14,35 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Inbox", "InboxClosed", "Item"]
+__all__ = ["Inbox", "InboxClosed", "Item", "QuietCondition"]
+
+
+class QuietCondition(threading.Condition):
+    """A Condition whose notify and notify_all cost nothing while no thread waits.
+
+    A Condition's notify runs in Python (ownership check, waiter list); on every
+    message's path (inbox puts and gets, a Warp's results) that adds up.  Waits
+    and notifies happen with the lock held, so the count of waiters is exact.
+    """
+
+    def __init__(self, lock: Any = None) -> None:
+        super().__init__(lock)
+        self.waiting = 0
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.waiting += 1
+        try:
+            return super().wait(timeout)
+        finally:
+            self.waiting -= 1
+
+    def notify(self, n: int = 1) -> None:
+        if self.waiting:
+            super().notify(n)
+
+    def notify_all(self) -> None:
+        if self.waiting:
+            super().notify_all()
 
 
 class InboxClosed(Exception):
@@ -43,13 +71,9 @@ class Inbox:
         self.overflow = overflow
         self._items: deque[Item] = deque()
         self._lock = threading.Lock()
-        self._not_empty = threading.Condition(self._lock)
-        self._not_full = threading.Condition(self._lock)
+        self._not_empty = QuietCondition(self._lock)
+        self._not_full = QuietCondition(self._lock)
         self._closed = False
-        # Threads waiting on each condition: notify() only when someone waits (a
-        # Condition's notify runs in Python, twice per message otherwise).
-        self._getters = 0
-        self._putters = 0
         self.dropped = 0
         self.high_water = 0
 
@@ -65,19 +89,14 @@ class Inbox:
                     self._drop_oldest_data()
                 else:
                     while len(self._items) >= self.capacity and not self._closed:
-                        self._putters += 1
-                        try:
-                            self._not_full.wait()
-                        finally:
-                            self._putters -= 1
+                        self._not_full.wait()
             if self._closed:
                 raise InboxClosed
             self._items.append(item)
             depth = len(self._items)
             if depth > self.high_water:
                 self.high_water = depth
-            if self._getters:
-                self._not_empty.notify()
+            self._not_empty.notify()
 
     def _drop_oldest_data(self) -> None:
         for i, queued in enumerate(self._items):
@@ -92,16 +111,11 @@ class Inbox:
             if not self._items:
                 if timeout is not None and timeout <= 0:
                     return None
-                self._getters += 1
-                try:
-                    self._not_empty.wait(timeout)
-                finally:
-                    self._getters -= 1
+                self._not_empty.wait(timeout)
                 if not self._items:
                     return None
             item = self._items.popleft()
-            if self._putters:
-                self._not_full.notify()
+            self._not_full.notify()
             return item
 
     def close(self) -> None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 from ..core.errors import ConfigError, NodeError, RemoteError, RemoteTimeout, WireError
+from ..core.inbox import QuietCondition
 from ..core.message import Message
 from ..core.node import Node
 from ..core.payloads import ConfigPayload, ObjectPayload
@@ -93,30 +94,6 @@ def _send_then_hand_back(
         send(*args)
     finally:
         transport.release_when_writing(handed)
-
-
-class _Condition(threading.Condition):
-    """A Condition whose notify_all costs nothing while nobody waits.
-
-    The client loop notifies on every Done; a Condition's notify runs in Python
-    (ownership check, waiter list), which adds up at thousands of results per
-    second.  Waits and notifies happen with the lock held, so the count is exact.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.waiting = 0
-
-    def wait(self, timeout: float | None = None) -> bool:
-        self.waiting += 1
-        try:
-            return super().wait(timeout)
-        finally:
-            self.waiting -= 1
-
-    def notify_all(self) -> None:
-        if self.waiting:
-            super().notify_all()
 
 
 class Warp(Node):
@@ -216,7 +193,7 @@ class Warp(Node):
         #: server still counts them in its window, so their slots wait for the answer.
         self._abandoned: dict[int, int] = {}
         # State shared by the node thread, the delivery thread and the client loop.
-        self._cond = _Condition()
+        self._cond = QuietCondition()
         self._pending: OrderedDict[int, _Pending] = OrderedDict()
         self._unsolicited: deque[tuple[str, Any]] = deque()
         self._slots = _Slots(window)
