@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["FrozenDict", "freeze_value", "readonly_array", "thaw_value", "values_equal"]
+__all__ = ["EMPTY", "FrozenDict", "freeze_value", "readonly_array", "thaw_value", "values_equal"]
 
 
 class FrozenDict(Mapping[str, Any]):
@@ -82,7 +82,8 @@ def readonly_array(array: np.ndarray, path: str = "array") -> np.ndarray:
 
 
 _PLAIN = frozenset((bool, int, float, str, bytes))
-_EMPTY = FrozenDict()
+#: The empty mapping: one shared instance (it cannot change).
+EMPTY = FrozenDict()
 
 
 def freeze_value(value: Any, path: str = "value") -> Any:
@@ -131,7 +132,7 @@ def freeze_value(value: Any, path: str = "value") -> Any:
 
 def _freeze_mapping(value: Mapping[Any, Any], path: str) -> FrozenDict:
     if not value:
-        return _EMPTY
+        return EMPTY
     frozen = {}
     for key, item in value.items():
         if type(key) is not str and not isinstance(key, str):

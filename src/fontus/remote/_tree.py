@@ -18,21 +18,21 @@ from typing import Any
 
 import numpy as np
 
-from ..core._values import FrozenDict
+from ..core._values import EMPTY, FrozenDict
 from ..core.errors import WireError
 from ._arrays import CompressionConfig, decode_array, encode_array
 from ._blobs import BlobWriter
 from ._limits import WireLimits
 
-__all__ = ["read_tree", "write_tree"]
+__all__ = ["INT64_MAX", "INT64_MIN", "read_tree", "write_tree"]
 
-_INT64_MIN = -(1 << 63)
-_INT64_MAX = (1 << 63) - 1
+#: The int range the wire carries (int64): ids, versions and tree ints.
+INT64_MIN = -(1 << 63)
+INT64_MAX = (1 << 63) - 1
 
 NULL, TRUE, FALSE = ord("n"), ord("t"), ord("f")
 INT, DOUBLE, STRING, BYTES = ord("i"), ord("d"), ord("s"), ord("b")
 ARRAY, LIST, MAP = ord("a"), ord("l"), ord("m")
-_EMPTY = FrozenDict()
 _END = object()
 #: Kinds a flat map may hold (see _read_flat); bytes need their column, so they are not here.
 _SCALARS = b"ntfids"
@@ -72,7 +72,7 @@ def write_tree(
         elif value is True or value is False:
             kind(TRUE if value else FALSE)
         elif isinstance(value, int):
-            if not _INT64_MIN <= value <= _INT64_MAX:
+            if not INT64_MIN <= value <= INT64_MAX:
                 raise WireError(f"{path}: int {value} is outside the int64 range the wire carries")
             kind(INT)
             add_int(int(value))
@@ -111,7 +111,7 @@ def write_tree(
             elif t is float:
                 kind(DOUBLE)
                 add_double(item)
-            elif t is int and _INT64_MIN <= item <= _INT64_MAX:
+            elif t is int and INT64_MIN <= item <= INT64_MAX:
                 kind(INT)
                 add_int(item)
             elif t is bool:
@@ -133,7 +133,7 @@ def write_tree(
             elif t is float:
                 kind(DOUBLE)
                 add_double(item)
-            elif t is int and _INT64_MIN <= item <= _INT64_MAX:
+            elif t is int and INT64_MIN <= item <= INT64_MAX:
                 kind(INT)
                 add_int(item)
             elif t is bool:
@@ -171,7 +171,7 @@ def _write_flat(mapping: Mapping[str, Any], target: Any) -> bool:
         if t is str:
             kind(STRING)
             strings.append(item)
-        elif t is int and _INT64_MIN <= item <= _INT64_MAX:
+        elif t is int and INT64_MIN <= item <= INT64_MAX:
             kind(INT)
             ints.append(item)
         elif t is float:
@@ -256,7 +256,7 @@ def read_tree(
     kinds = source.kinds
     if not kinds:
         if want_map:
-            return _EMPTY
+            return EMPTY
         raise WireError(f"{path}: value has no kind set")
     if want_map and kinds[0] != MAP:
         raise WireError(f"{path}: expected a map, the value tree holds a {_name(kinds[0])}")

@@ -21,7 +21,7 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..core._values import FrozenDict
+from ..core._values import EMPTY, FrozenDict
 from ..core.errors import PayloadError, WireError
 from ..core.message import Message
 from ..core.payloads import (
@@ -38,7 +38,7 @@ from ..core.payloads import (
 from ._arrays import NO_COMPRESSION, CompressionConfig, decode_array, encode_array
 from ._blobs import BlobWriter, join_with_blobs, split_blobs
 from ._limits import DEFAULT_LIMITS, WireLimits
-from ._tree import read_tree, write_tree
+from ._tree import INT64_MAX, INT64_MIN, read_tree, write_tree
 from ._wire.v1 import payloads_pb2 as pb
 
 __all__ = [
@@ -49,11 +49,8 @@ __all__ = [
     "register_payload",
 ]
 
-_INT64_MIN = -(1 << 63)
-_INT64_MAX = (1 << 63) - 1
 #: Byte strings at least this long travel as blobs (no copy into the protobuf head).
 BLOB_BYTES_THRESHOLD = 4096
-_EMPTY = FrozenDict()
 #: Attribute of a decoded ObjectPayload holding its array-free value tree (see WireDecoder.payload).
 _WIRE = "_fontus_wire"
 
@@ -119,9 +116,9 @@ class WireEncoder:
 
     # -- payloads and messages ---------------------------------------------------
     def message(self, message: Message[Any], target: Any) -> None:
-        if not _INT64_MIN <= message.id <= _INT64_MAX:
+        if not INT64_MIN <= message.id <= INT64_MAX:
             raise WireError(f"message id {message.id} is outside the int64 range")
-        if not _INT64_MIN <= message.version <= _INT64_MAX:
+        if not INT64_MIN <= message.version <= INT64_MAX:
             raise WireError(f"message version {message.version} is outside the int64 range")
         try:
             target.id = message.id
@@ -254,8 +251,8 @@ class WireDecoder:
             created_at=source.created_at,
             creator=source.creator,
             version=source.version,
-            meta=self.value_map(source.meta, "meta", depth) if source.HasField("meta") else _EMPTY,
-            timers=FrozenDict.adopt(dict(source.timers)) if source.timers else _EMPTY,
+            meta=self.value_map(source.meta, "meta", depth) if source.HasField("meta") else EMPTY,
+            timers=FrozenDict.adopt(dict(source.timers)) if source.timers else EMPTY,
         )
 
     def payload(self, source: Any, depth: int = 0) -> Payload:

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from ...core._values import FrozenDict
+from ...core._values import EMPTY, FrozenDict
 from ...core.errors import PayloadError, WireError
 from ...core.message import Message
 from ...core.payloads import (
@@ -54,7 +54,6 @@ __all__ = ["message_from_proto", "message_to_proto"]
 
 _INT32_MIN = -(1 << 31)
 _INT32_MAX = (1 << 31) - 1
-_EMPTY = FrozenDict()
 
 
 # -- encoding ----------------------------------------------------------------------
@@ -181,7 +180,7 @@ class _Reader:
         meta = (
             read_struct(source.meta, f"{path}.meta", ints=self.ints, limits=self.limits)
             if source.meta.fields
-            else _EMPTY
+            else EMPTY
         )
         return Message.frozen_from_parts(
             payload,
@@ -190,7 +189,7 @@ class _Reader:
             creator=source.creator,
             version=source.version,
             meta=meta,
-            timers=FrozenDict(dict(source.timers)) if source.timers else _EMPTY,
+            timers=FrozenDict.adopt(dict(source.timers)) if source.timers else EMPTY,
         )
 
     def payload(self, source: Any, path: str, level: int) -> Payload:
