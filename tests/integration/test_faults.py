@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -523,6 +524,32 @@ def test_requests_that_cannot_finish_while_the_only_server_is_down_are_reported(
     assert extra["reconnects"] == 0
     assert broke_records(caplog), "the Warp did not log the broken session"
     assert len(unreachable_records(caplog)) == 1, "the outage is announced once"
+
+
+def test_with_skip_requests_failed_at_once_are_logged_at_most_once_a_second(
+    servers: Callable[..., list[LoopbackServer]],
+    caplog: pytest.LogCaptureFixture,
+    tmp_path: Path,
+) -> None:
+    caplog.set_level(logging.INFO, logger="fontus.remote")
+    (server,) = servers(1)
+    count, timeout = 3000, 0.5
+    out = tmp_path / "remote.jsonl"
+    remote = {"target": server.target, "timeout": timeout}  # on_error: skip
+    run = run_with_fault(counter_pipeline(out, "gain", remote, count), server.kill, after=16)
+
+    assert run.state == "done"
+    unsent = run.extra["unsent"]
+    assert unsent >= count // 2, "most inputs should have failed at once"
+    skipped = [r.getMessage() for r in caplog.records if UNSENT in r.getMessage()]
+    # Thousands of failures, one line a second, each counting the ones it stands for.
+    assert 1 <= len(skipped) <= math.ceil(run.elapsed_s - run.fault_at) + 1, skipped
+    reported = sum(
+        1 + int(m.split("; ")[-1].split()[0]) if "more like it" in m else 1 for m in skipped
+    )
+    assert reported <= unsent
+    assert any("more like it since the last report" in m for m in skipped), skipped
+    assert len(records(out)) == count - run.extra["failures"]
 
 
 def test_requests_flow_again_when_a_server_down_past_timeout_comes_back(

@@ -94,7 +94,8 @@ class Connection:
         self.reconnects = 0
         self.replayed = 0
         self.failover_s = 0.0
-        #: While reconnecting: when the stream broke, and the latest reason it is still down.
+        #: While reconnecting: when the stream broke, and the latest reason it is still down
+        #: (read by Warp._unreachable).
         self.down_since = 0.0
         self.last_error: RemoteError | None = None
         self._bytes_before = (0, 0)  # traffic of earlier streams of this connection
@@ -103,10 +104,6 @@ class Connection:
     @property
     def where(self) -> str:
         return self.warp.where
-
-    def down_for(self, now: float) -> float:
-        """Seconds this connection has been reconnecting (0 when it is not)."""
-        return now - self.down_since if self.state == "reconnecting" else 0.0
 
     @property
     def bytes_out(self) -> int:

@@ -219,7 +219,7 @@ class Warp(Node):
         self.unsent = 0
         self._unsent_since_log = 0
         self._unsent_logged_at = 0.0
-        self._unreachable_logged = False
+        self._outage_logged = 0.0  # when the outage last announced began (see _unreachable)
         self.discarded = 0
         self.rtt = LatencyWindow()
 
@@ -436,13 +436,16 @@ class Warp(Node):
         conns = self._conns
         if not conns:
             return None
-        down = min(c.down_for(time.monotonic()) for c in conns)
+        for conn in conns:  # on every request: no clock read while a session is open
+            if conn.state != "reconnecting":
+                return None
+        began = max(conn.down_since for conn in conns)
+        down = time.monotonic() - began
         if down < self.timeout:
-            self._unreachable_logged = False
             return None
         last = conns[0].last_error
-        if not self._unreachable_logged:
-            self._unreachable_logged = True
+        if self._outage_logged != began:  # once per outage
+            self._outage_logged = began
             log.warning(
                 "%s: server unreachable for %.0fs, longer than timeout %.1fs: new requests "
                 "fail at once (on_error: %s) until a session is back; still reconnecting (%s)",
