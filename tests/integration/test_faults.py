@@ -489,17 +489,31 @@ def unreachable_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRec
     return [r for r in caplog.records if "server unreachable for" in r.getMessage()]
 
 
+def outage_run(
+    servers: Callable[..., list[LoopbackServer]],
+    caplog: pytest.LogCaptureFixture,
+    out: Path,
+    count: int,
+    remote: dict[str, Any],
+    down_s: float | None = None,
+) -> FaultyRun:
+    """counter -> gain on the only server, killed after 16 outputs: for good, or
+    restarted on its port after ``down_s``.  Remote logs are captured."""
+    caplog.set_level(logging.INFO, logger="fontus.remote")
+    (server,) = servers(1)
+    fault = server.kill if down_s is None else restarter(servers, server, down_s)
+    pipeline = counter_pipeline(out, "gain", {"target": server.target, **remote}, count)
+    return run_with_fault(pipeline, fault, after=16)
+
+
 def test_requests_that_cannot_finish_while_the_only_server_is_down_are_reported(
     servers: Callable[..., list[LoopbackServer]],
     caplog: pytest.LogCaptureFixture,
     tmp_path: Path,
 ) -> None:
-    caplog.set_level(logging.INFO, logger="fontus.remote")
-    (server,) = servers(1)
     count, timeout = 160, 1.5
     out = tmp_path / "remote.jsonl"
-    remote = {"target": server.target, "timeout": timeout, "on_error": "emit"}
-    run = run_with_fault(counter_pipeline(out, "gain", remote, count), server.kill, after=16)
+    run = outage_run(servers, caplog, out, count, {"timeout": timeout, "on_error": "emit"})
 
     # The requests in flight time out; once the server has been away longer than
     # timeout, the rest fail at once instead of a timeout per window (which would
@@ -531,12 +545,9 @@ def test_with_skip_requests_failed_at_once_are_logged_at_most_once_a_second(
     caplog: pytest.LogCaptureFixture,
     tmp_path: Path,
 ) -> None:
-    caplog.set_level(logging.INFO, logger="fontus.remote")
-    (server,) = servers(1)
-    count, timeout = 3000, 0.5
+    count = 3000
     out = tmp_path / "remote.jsonl"
-    remote = {"target": server.target, "timeout": timeout}  # on_error: skip
-    run = run_with_fault(counter_pipeline(out, "gain", remote, count), server.kill, after=16)
+    run = outage_run(servers, caplog, out, count, {"timeout": 0.5})  # on_error: skip
 
     assert run.state == "done"
     unsent = run.extra["unsent"]
@@ -557,13 +568,11 @@ def test_requests_flow_again_when_a_server_down_past_timeout_comes_back(
     caplog: pytest.LogCaptureFixture,
     tmp_path: Path,
 ) -> None:
-    caplog.set_level(logging.INFO, logger="fontus.remote")
-    (first,) = servers(1)
-    count, timeout, down_s = 10_000, 1.0, 2.5  # down longer than timeout: requests fail at once
+    count = 10_000
     out = tmp_path / "remote.jsonl"
-    remote = {"target": first.target, "timeout": timeout, "on_error": "emit"}
-    outage = restarter(servers, first, down_s)
-    run = run_with_fault(counter_pipeline(out, "gain", remote, count), outage, after=16)
+    # Down 2.5 s, longer than the 1 s timeout: requests fail at once meanwhile.
+    remote = {"timeout": 1.0, "on_error": "emit"}
+    run = outage_run(servers, caplog, out, count, remote, down_s=2.5)
 
     assert run.state == "done"
     answered, errors, keys = error_lines(out)
