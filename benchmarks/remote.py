@@ -57,6 +57,8 @@ from _bench import (
 from _util import print_table, write_json
 from fontus.core import Message, Payload, Registry
 from fontus.remote import encode_message
+from fontus.remote._eventloop import event_loop_name
+from fontus.remote._eventloop import run as run_on_fontus_loop
 from fontus.remote._loop import client_loop
 from fontus.testing import LoopbackServer
 
@@ -136,7 +138,8 @@ def echo_server_main() -> int:
         await server.stop(0)
 
     exit_with_parent()
-    asyncio.run(serve())
+    # The loop fontus serve runs on (uvloop when installed): the floor gets the same.
+    run_on_fontus_loop(serve())
     return 0
 
 
@@ -440,6 +443,8 @@ def main(argv: list[str] | None = None) -> int:
                 for g in goals
             ),
             JUTURNA_REFERENCE,
+            f"event loop (fontus serve, the client loop and the echo server alike): "
+            f"{event_loop_name()}; set FONTUS_EVENT_LOOP=asyncio for asyncio's own",
             f"total {elapsed:.0f} s",
         ],
     )
@@ -448,6 +453,7 @@ def main(argv: list[str] | None = None) -> int:
             args.json,
             {
                 "benchmark": "remote",
+                "event_loop": event_loop_name(),
                 "repeats": repeats,
                 "sizes": sizes,
                 "counts": {c.name: c.count for c in chosen},

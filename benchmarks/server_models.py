@@ -38,6 +38,7 @@ from _bench import ChildServer, audio, exit_with_parent, median
 from _util import print_table, write_json
 from fontus.core import Message
 from fontus.remote import encode_message
+from fontus.remote._eventloop import run as run_on_fontus_loop
 from remote import ECHO_METHOD, ECHO_SERVER_LIFETIME_S, MAX_MESSAGE_BYTES, MAX_RUN_S, run_echo
 
 MODELS = ("aio", "aio + worker", "threads")
@@ -92,7 +93,8 @@ def _aio_server(hop: bool) -> None:
         jobs.put(None)
         await server.stop(0)
 
-    asyncio.run(serve())
+    # The loop fontus serve runs on (uvloop when installed): the floor gets the same.
+    run_on_fontus_loop(serve())
 
 
 def _sync_server() -> None:

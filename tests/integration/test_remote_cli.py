@@ -312,3 +312,42 @@ def test_validate_counts_the_file_as_written_and_names_the_remote_sessions(
     done = fontus("validate", path)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok: 4 nodes, 3 links (1 remote session: a+b)"
+
+
+# -- the event loop (uvloop when installed, FONTUS_EVENT_LOOP=asyncio) --------------------
+
+
+def test_server_and_client_on_asyncios_own_loop_give_what_a_local_node_gives(
+    tmp_path: Path, write_pipeline: Callable[..., Path], fontus: Fontus
+) -> None:
+    """The rest of the suite runs on uvloop where it is installed: this keeps the fallback tested."""
+    env = {"FONTUS_EVENT_LOOP": "asyncio"}
+    local_out, remote_out = tmp_path / "local.jsonl", tmp_path / "remote.jsonl"
+    with LoopbackServer(["--allow", "gain"], env=env) as server:
+        local = write_pipeline(
+            tmp_path / "local.yaml",
+            gain_pipeline(local_out, {"mark": "gain", "configuration": {"factor": 0.25}}),
+            GAIN_LINKS,
+        )
+        remote = write_pipeline(
+            tmp_path / "remote.yaml",
+            gain_pipeline(
+                remote_out,
+                {"mark": "gain", "configuration": {"factor": 0.25}, "remote": server.target},
+            ),
+            GAIN_LINKS,
+        )
+        for path in (local, remote):
+            done = fontus("run", "-q", path, env=env)
+            assert done.returncode == 0, done.stderr
+        assert any("asyncio event loop" in line for line in server.output), list(server.output)
+    assert local_out.read_bytes()
+    assert remote_out.read_bytes() == local_out.read_bytes()
+
+
+def test_an_unknown_event_loop_is_refused_at_start_naming_the_variable(fontus: Fontus) -> None:
+    done = fontus("serve", "--port", "0", "--allow", "gain", env={"FONTUS_EVENT_LOOP": "tokio"})
+    assert done.returncode == EXIT_INVALID, (done.stdout, done.stderr)
+    assert "listening on" not in done.stdout
+    assert done.stderr.startswith("fontus: error: FONTUS_EVENT_LOOP='tokio' is not one of")
+    assert "Traceback" not in done.stderr

@@ -12,6 +12,8 @@ from collections.abc import Coroutine
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
+from ._eventloop import new_event_loop
+
 __all__ = ["ClientLoop", "client_loop"]
 
 T = TypeVar("T")
@@ -19,7 +21,7 @@ T = TypeVar("T")
 
 class ClientLoop:
     def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
+        self.loop = new_event_loop()  # uvloop when installed (see _eventloop)
         self._ready = threading.Event()
         # Calls queued by call() that the loop has not started running yet (see call()).
         self._batch: list[tuple[Any, tuple[Any, ...]]] | None = None

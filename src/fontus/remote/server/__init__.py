@@ -8,6 +8,7 @@ import signal
 import sys
 from collections.abc import Callable
 
+from .._eventloop import event_loop_name, run
 from ._catalogue import Catalogue, Refusal
 from ._config import ServerConfig
 from ._server import RemoteServer
@@ -30,7 +31,8 @@ def run_server(
         port = await server.start()
         (announce or _print)(
             f"fontus serve: listening on {config.host}:{port} "
-            f"({catalogue.hosting}: {', '.join(catalogue.marks())}; {config.sessions} sessions)"
+            f"({catalogue.hosting}: {', '.join(catalogue.marks())}; {config.sessions} sessions; "
+            f"{event_loop_name()} event loop)"
         )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -46,7 +48,7 @@ def run_server(
         waiter.cancel()
         return 0
 
-    return asyncio.run(main())
+    return run(main())  # on uvloop when installed (see remote/_eventloop.py)
 
 
 def _print(line: str) -> None:
