@@ -9,7 +9,10 @@ For each payload (20 ms audio, 1 s audio, 720p and 1080p rgb24 frames, a
   reference; its latency is source-to-sink with one message in flight);
 * **fontus w1 / w32**: ``source → identity (remote: target, window 1 or 32) →
   sink`` against a real ``fontus serve`` (:class:`fontus.testing.LoopbackServer`);
-  round trip = the Warp's ``rtt`` quantiles (request sent → its Done received);
+  round trip = the Warp's ``rtt`` quantiles (request sent → its Done received).
+  ``identity`` is declared light, so the server runs it on its event loop
+  (decision 0009); **fontus wN worker** (not a default column) measures the
+  same against ``fontus serve --no-inline``, on the session's worker thread;
 * **echo w1 / w32**: the floor, a raw ``grpc.aio`` bidirectional stream
   echoing the same encoded bytes, with the same number of messages in flight,
   against an echo server in another process (as the Fontus server is);
@@ -67,6 +70,9 @@ REPEATS = 3
 WINDOWS = (1, 32)
 #: A column of --columns: one of COLUMNS, or "fontus wN" / "echo wN" for any window N.
 COLUMN_RE = re.compile(r"(fontus|echo) w([1-9][0-9]*)")
+#: "fontus wN worker": the same against a server run with --no-inline, where identity
+#: (declared light, see decision 0009) runs on its session's worker thread.
+WORKER_RE = re.compile(r"fontus w([1-9][0-9]*) worker")
 #: Bound of each run: it ends after this many seconds even if not every message was sent.
 MAX_RUN_S = 20.0
 #: Both ends of the echo allow the message size Fontus allows.
@@ -291,7 +297,10 @@ def measure_all(
     registry = bench_registry()
     runs: dict[str, dict[str, list[Cell]]] = {c.name: {k: [] for k in columns} for c in chosen}
     echo = EchoServer()
+    worker_server: LoopbackServer | None = None
     try:
+        if any(WORKER_RE.fullmatch(c) for c in columns):
+            worker_server = LoopbackServer(["--allow", "identity", "--no-inline"]).start()
         with LoopbackServer(["--allow", "identity"]) as server:
             for r in range(repeats):
                 for case in chosen:
@@ -301,6 +310,10 @@ def measure_all(
                         cell: Cell | None
                         if column == "local":
                             cell = run_local(case, registry, size, max_s)
+                        elif m := WORKER_RE.fullmatch(column):
+                            assert worker_server is not None
+                            target = worker_server.target
+                            cell = run_fontus(case, registry, target, int(m[1]), size, max_s)
                         elif column.startswith("fontus w"):
                             w = int(column.removeprefix("fontus w"))
                             cell = run_fontus(case, registry, server.target, w, size, max_s)
@@ -313,6 +326,8 @@ def measure_all(
                             runs[case.name][column].append(cell)
     finally:
         echo.stop()
+        if worker_server is not None:
+            worker_server.stop()
     return runs
 
 
@@ -352,7 +367,8 @@ def main(argv: list[str] | None = None) -> int:
         "--columns",
         default="",
         help="only these columns (comma-separated): local, juturna w1, and "
-        f"'fontus wN' / 'echo wN' for any window N (default: {', '.join(COLUMNS)})",
+        f"'fontus wN' / 'echo wN' / 'fontus wN worker' (a --no-inline server) for any "
+        f"window N (default: {', '.join(COLUMNS)})",
     )
     parser.add_argument("--echo-server", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -366,11 +382,15 @@ def main(argv: list[str] | None = None) -> int:
     columns = list(COLUMNS)
     if args.columns:
         columns = [c.strip() for c in args.columns.split(",") if c.strip()]
-        unknown = [c for c in columns if c not in COLUMNS and not COLUMN_RE.fullmatch(c)]
+        unknown = [
+            c
+            for c in columns
+            if c not in COLUMNS and not COLUMN_RE.fullmatch(c) and not WORKER_RE.fullmatch(c)
+        ]
         if unknown:
             parser.error(
                 f"unknown column(s) {', '.join(map(repr, unknown))}: use {', '.join(COLUMNS)}, "
-                "or 'fontus wN' / 'echo wN' for a window N"
+                "or 'fontus wN' / 'echo wN' / 'fontus wN worker' for a window N"
             )
     repeats = 1 if args.quick else args.repeats
     max_s = 5.0 if args.quick else MAX_RUN_S
@@ -425,9 +445,16 @@ def main(argv: list[str] | None = None) -> int:
                 value = ratio(getattr(f, metric), getattr(e, metric)) if f and e else None
                 entry[f"w{w}_{metric}"] = value
                 row.append(fmt_ratio(value))
+        for column in columns:  # the --no-inline server's columns, against the same echo
+            if (m := WORKER_RE.fullmatch(column)) and f"echo w{m[1]}" in columns:
+                f, e = med[case.name].get(column), med[case.name].get(f"echo w{m[1]}")
+                for metric in ("msgs_per_s", "p50_ms"):
+                    value = ratio(getattr(f, metric), getattr(e, metric)) if f and e else None
+                    entry[f"w{m[1]}_worker_{metric}"] = value
         ratios[case.name] = entry
         ratio_rows.append(row)
     goals = evaluate_goals(ratios)
+    worker_windows = sorted({int(m[1]) for c in columns if (m := WORKER_RE.fullmatch(c))})
     print_table(
         "fontus / raw gRPC echo (same window)",
         [
@@ -441,6 +468,14 @@ def main(argv: list[str] | None = None) -> int:
                 f"goal {g['goal']}: {', '.join(f'{k} {fmt_ratio(v)}' for k, v in g['values'].items())}"
                 f" -> {g['verdict']}"
                 for g in goals
+            ),
+            *(
+                f"{case.name}: fontus w{w} worker / echo w{w}: msgs/s "
+                f"{fmt_ratio(ratios[case.name].get(f'w{w}_worker_msgs_per_s'))}, p50 "
+                f"{fmt_ratio(ratios[case.name].get(f'w{w}_worker_p50_ms'))}"
+                for case in chosen
+                for w in worker_windows
+                if f"echo w{w}" in columns
             ),
             JUTURNA_REFERENCE,
             f"event loop (fontus serve, the client loop and the echo server alike): "

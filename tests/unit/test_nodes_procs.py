@@ -317,3 +317,37 @@ def test_grayscale_after_test_pattern_in_a_pipeline(run_graph):
     frames = [m.payload for m in pipeline.nodes["out"].messages]
     assert len(frames) == 5
     assert all(f.image.shape == (16, 32) and f.pixel_format == "gray8" for f in frames)
+
+
+# -- light (decision 0009) ------------------------------------------------------------
+
+LIGHT_MARKS = {"identity", "gain", "energy_vad", "running_sum", "repeat", "fail_every"}
+
+
+def test_exactly_the_quick_builtin_processors_are_declared_light() -> None:
+    from fontus.core.node import Node
+    from fontus.core.registry import default_registry
+
+    registry = default_registry()
+    light = {mark for mark in registry.marks() if getattr(registry.get(mark).cls, "light", False)}
+    assert light == LIGHT_MARKS  # delay sleeps, grayscale converts whole frames, warp waits
+    assert Node.light is False  # a node is light only when it says so
+
+
+def test_a_graph_is_light_only_when_every_node_is() -> None:
+    from itertools import pairwise
+
+    from fontus.nodes.proc.delay import Delay
+    from fontus.nodes.proc.gain import Gain
+    from fontus.nodes.proc.identity import Identity
+    from fontus.remote.server._hosted import HostedGraph, HostedNode
+    from fontus.remote.server._worker import GraphWorker
+
+    def worker(*nodes: HostedNode) -> GraphWorker:
+        links = [(a.name, b.name) for a, b in pairwise(nodes)]
+        return GraphWorker(HostedGraph(nodes, links), "g")
+
+    assert worker(HostedNode("a", "identity", Identity()), HostedNode("b", "gain", Gain())).light
+    assert not worker(
+        HostedNode("a", "identity", Identity()), HostedNode("b", "delay", Delay())
+    ).light

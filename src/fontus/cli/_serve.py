@@ -94,6 +94,12 @@ def _add_server_options(parser: argparse.ArgumentParser) -> None:
         help="seconds a new stream has to send its Open before it is ended (default 30)",
     )
     parser.add_argument(
+        "--no-inline",
+        action="store_true",
+        help="run every node on its session's worker thread, even nodes declared light "
+        "(by default their requests run on the server's event loop: no thread hand-off)",
+    )
+    parser.add_argument(
         "--insecure",
         action="store_true",
         help="allow plaintext on a non-loopback address (private networks only)",
@@ -231,6 +237,7 @@ def _serve(
         limits=WireLimits(**_limit_overrides(args)),
         grace_s=args.grace,
         open_timeout_s=args.open_timeout,
+        inline_light=not args.no_inline,
         insecure=args.insecure,
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,

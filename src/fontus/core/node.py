@@ -69,6 +69,12 @@ class Node:
     kind: ClassVar[str] = "proc"
     #: The name the registry knows this class by; set on registration.
     mark: ClassVar[str] = ""
+    #: True when ``update``, ``set_on_config`` and ``flush`` return quickly (well under
+    #: a millisecond) and never block or sleep.  ``fontus serve`` then runs the node's
+    #: requests on its event loop instead of a worker thread, which saves two thread
+    #: hand-offs per request; a call that takes longer than 10 ms moves the session
+    #: to its worker thread for good (see docs/writing-nodes.md, "Light nodes").
+    light: ClassVar[bool] = False
 
     _fontus_name: str
     _fontus_host: NodeHost

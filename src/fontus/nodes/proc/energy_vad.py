@@ -37,6 +37,7 @@ class EnergyVad(Node):
     """
 
     mark = "energy_vad"
+    light = True  # a few microseconds of Python or numpy per call
 
     def __init__(self, threshold_db: float = -40.0, min_speech_ms: float = 100.0) -> None:
         if min_speech_ms < 0:

@@ -19,6 +19,7 @@ class Repeat(Node):
     """
 
     mark = "repeat"
+    light = True  # a few microseconds of Python or numpy per call
 
     def __init__(self, times: int = 1) -> None:
         if times < 0:

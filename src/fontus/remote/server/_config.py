@@ -70,6 +70,8 @@ class ServerConfig:
     metrics_host: str = "127.0.0.1"
     #: A stream must send its Open within this many seconds, or it is ended.
     open_timeout_s: float = DEFAULT_OPEN_TIMEOUT_S
+    #: Run the sessions of nodes declared ``light`` on the event loop (see decision 0009).
+    inline_light: bool = True
 
     def __post_init__(self) -> None:
         if self.sessions not in ("isolated", "shared"):

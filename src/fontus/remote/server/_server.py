@@ -284,6 +284,7 @@ class RemoteServer:
             limits=self.config.limits,
             compression=CompressionConfig(compression),
             loop=asyncio.get_running_loop(),
+            inline=self.config.inline_light and self.config.sessions == "isolated" and worker.light,
         )
         session.plan = plan
         # Bounded below so a client cannot make the server spin on heartbeats.
@@ -295,11 +296,12 @@ class RemoteServer:
         if self.metrics is not None:
             self.metrics.opened(session)
         log.info(
-            "session %s opened by %s: %s, window %d",
+            "session %s opened by %s: %s, window %d, %s",
             session.id,
             session.client,
             ", ".join(f"{n.name}={n.spec.mark}" for n in plan.nodes),
             window,
+            "light: on the event loop" if session.inline else "on a worker thread",
         )
         return session, release
 

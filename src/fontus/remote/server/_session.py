@@ -55,6 +55,10 @@ HOLD_OUTPUT_BYTES = 256 * 1024
 #: window bounds requests, not bytes: 256 requests of 100 MiB would be 25 GiB per
 #: session.  64 MiB still keeps 20+ 720p frames in flight, plenty to hide a round trip.
 MAX_UNFINISHED_BYTES = 64 * 1024 * 1024
+#: Longest call a node declared ``light`` may make on the event loop before its session
+#: moves to its worker thread.  Heartbeats and other sessions wait that long at most
+#: once; 10 ms is far from the 100 ms shortest heartbeat period.
+INLINE_BUDGET_S = 0.010
 
 _ids = itertools.count(1)
 
@@ -87,6 +91,7 @@ class ServerSession:
         limits: WireLimits,
         compression: CompressionConfig,
         loop: asyncio.AbstractEventLoop,
+        inline: bool = False,
     ) -> None:
         self.id = f"s{next(_ids)}-{int(time.time()) % 100000}"
         self.client = client
@@ -119,6 +124,10 @@ class ServerSession:
         self._unfinished: deque[tuple[int, int]] = deque()
         self.unfinished_bytes = 0
         self._room = asyncio.Event()
+        #: Run work here on the loop instead of the worker thread (nodes declared light;
+        #: see _submit).  Built on the loop, so this is the loop's thread.
+        self.inline = inline
+        self._loop_thread = threading.get_ident()
 
     # -- called from the worker thread -----------------------------------------
     def output(self, seq: int, exit_name: str, message: Any) -> None:
@@ -156,6 +165,14 @@ class ServerSession:
         wake-up is already due ride along with it.  Each wake-up costs a syscall and
         a GIL hand-off, which at thousands of results per second is most of the cost.
         """
+        if threading.get_ident() == self._loop_thread:
+            # Work run inline (or a protocol error): straight to the writer, after
+            # anything other threads handed over before.
+            self._take_outbox()
+            if not self.closed:
+                for item in items:
+                    self.results.put_nowait(item)
+            return
         with self._outbox_lock:
             wake = not self._outbox
             self._outbox.extend(items)
@@ -201,7 +218,36 @@ class ServerSession:
             self.push(StreamEnd("CANCELLED", f"client stream broke: {exc}"))
             return
         if not self.draining:
-            self.worker.submit(Work("close", self))
+            self._submit(Work("close", self))
+
+    def _submit(self, work: Work) -> None:
+        """Run ``work`` in request order: on the worker thread, or here when inline.
+
+        An inline call that takes longer than INLINE_BUDGET_S blocked the loop (and
+        every other session) that long: the node is not as light as it says, and the
+        session's later work goes to its worker thread.  Nothing is queued there while
+        the session runs inline, so order is kept across the switch.
+        """
+        if not self.inline:
+            self.worker.submit(work)
+            return
+        start = time.perf_counter()
+        self.worker.handle(work)
+        took = time.perf_counter() - start
+        if took > INLINE_BUDGET_S:
+            self.inline = False
+            nodes = ", ".join(f"{n.name} ({n.spec.mark})" for n in self.plan.nodes)
+            log.warning(
+                "session %s (%s): %s took %.0f ms on the event loop, over the %.0f ms a node "
+                "declared light may take; the session's work moves to its worker thread "
+                "(nodes: %s; set light = False on a node that can be slow)",
+                self.id,
+                self.client,
+                work.kind,
+                took * 1000,
+                INLINE_BUDGET_S * 1000,
+                nodes,
+            )
 
     def drain(self, grace_s: float) -> None:
         """Stop taking requests; finish those received, then end with UNAVAILABLE."""
@@ -212,7 +258,7 @@ class ServerSession:
         frame.draining.grace_s = grace_s
         frame.draining.reason = "server is shutting down"
         self.results.put_nowait(frame.SerializeToString())
-        self.worker.submit(Work("drained", self))
+        self._submit(Work("drained", self))
 
     def _frame(self, data: bytes) -> bool:
         """Handle one client frame; True when the client closed its side."""
@@ -231,7 +277,7 @@ class ServerSession:
                 deadline = now + item.timeout_ms / 1000.0 if item.timeout_ms else 0.0
                 decode = _Decode(decoder, item)
                 self.stats.requests += 1
-                self.worker.submit(
+                self._submit(
                     Work(
                         "request",
                         self,
@@ -253,7 +299,7 @@ class ServerSession:
                 )
             except (WireError, ValueError) as exc:
                 raise ProtocolError("INVALID_ARGUMENT", f"configure: {exc}") from None
-            self.worker.submit(
+            self._submit(
                 Work("configure", self, frame.configure.seq, frame.configure.node, changes=changes)
             )
         elif kind == "close":

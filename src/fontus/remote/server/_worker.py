@@ -97,6 +97,11 @@ class GraphWorker:
             session.stats.outputs += 1  # outputs of update() are counted with their request
         session.output(seq, exit_name, message)
 
+    @property
+    def light(self) -> bool:
+        """Whether every node of the graph is declared ``light`` (see :meth:`handle`)."""
+        return all(type(h.node).light for h in self.graph.nodes.values())
+
     def _run(self) -> None:
         while True:
             work = self.queue.get()
@@ -105,28 +110,35 @@ class GraphWorker:
                     for error in self.graph.destroy():
                         log.warning("%s", error)
                 return
-            session = work.session
-            if session.closed and work.kind in ("request", "configure"):
-                continue  # the stream has ended (client gone): nobody would read the results
-            self._current = session
-            try:
-                if work.kind == "request":
-                    self._request(work)
-                elif work.kind == "configure":
-                    self._configure(work)
-                elif work.kind == "close":
-                    if not self.shared:
-                        self.graph.flush()
-                    session.finish()
-                elif work.kind == "drained":
-                    session.finish(
-                        "UNAVAILABLE", "server is draining; reconnect to another replica"
-                    )
-            except Exception as exc:
-                log.exception("session %s: worker error", session.id)
-                self._failed(session, work.seq, spb.FAIL_NODE_ERROR, f"{type(exc).__name__}: {exc}")
-                if work.kind == "close":
-                    session.finish()
+            self.handle(work)
+
+    def handle(self, work: Work) -> None:
+        """Run one piece of work now, on the calling thread.
+
+        The worker thread runs everything submitted to it this way.  A session whose
+        nodes are all ``light`` calls it directly on the server's event loop instead
+        (never both at once: it submits nothing while it runs work inline).
+        """
+        session = work.session
+        if session.closed and work.kind in ("request", "configure"):
+            return  # the stream has ended (client gone): nobody would read the results
+        self._current = session
+        try:
+            if work.kind == "request":
+                self._request(work)
+            elif work.kind == "configure":
+                self._configure(work)
+            elif work.kind == "close":
+                if not self.shared:
+                    self.graph.flush()
+                session.finish()
+            elif work.kind == "drained":
+                session.finish("UNAVAILABLE", "server is draining; reconnect to another replica")
+        except Exception as exc:
+            log.exception("session %s: worker error", session.id)
+            self._failed(session, work.seq, spb.FAIL_NODE_ERROR, f"{type(exc).__name__}: {exc}")
+            if work.kind == "close":
+                session.finish()
 
     def _request(self, work: Work) -> None:
         session = work.session

@@ -1,0 +1,155 @@
+"""Light nodes on the server's event loop (decision 0009), against real ``fontus serve`` processes.
+
+A session whose nodes are all declared ``light`` runs on the loop; one call over
+the budget moves it to its worker thread for good, order and outputs unchanged;
+``--no-inline`` and nodes not declared light keep the worker thread.  The
+servers run with ``-v`` so that their session lines say where work ran.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fontus.core import Pipeline
+from fontus.testing import LoopbackServer
+
+pytestmark = pytest.mark.timeout(60)
+
+Build = Callable[..., Pipeline]
+#: Bound on one pipeline run here: each takes well under a second.
+RUN_TIMEOUT_S = 30.0
+#: How long the server gets to log a session's end after the client's pipeline ended.
+LOG_WAIT_S = 5.0
+COUNT = 12
+
+HICCUP = """
+import time
+from fontus.core import Node
+
+
+class Hiccup(Node):
+    \"\"\"Declared light, but its update sleeps once: at the slow_at-th input.\"\"\"
+
+    mark = "hiccup"
+    light = True
+
+    def __init__(self, slow_at: int = 3, slow_s: float = 0.05) -> None:
+        self.slow_at, self.slow_s, self.seen = slow_at, slow_s, 0
+
+    def update(self, message) -> None:
+        self.seen += 1
+        if self.seen == self.slow_at:
+            time.sleep(self.slow_s)
+        self.transmit(message)
+"""
+
+
+@pytest.fixture(scope="module")
+def plugins(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("light-plugins")
+    (folder / "hiccup.py").write_text(HICCUP, encoding="utf-8")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def server(plugins: Path) -> Iterator[LoopbackServer]:
+    with LoopbackServer(
+        ["-v", "--plugins", str(plugins), "--allow", "hiccup,gain,delay,running_sum"]
+    ) as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def no_inline_server() -> Iterator[LoopbackServer]:
+    with LoopbackServer(["-v", "--no-inline", "--allow", "running_sum"]) as s:
+        yield s
+
+
+def run_remote(build: Build, server: LoopbackServer, node: dict[str, Any]) -> list[Any]:
+    """counter(COUNT) -> node (remote on ``server``) -> collect; the payloads collected."""
+    name = node["name"]
+    pipeline = build(
+        [
+            {"name": "src", "mark": "counter", "configuration": {"count": COUNT}},
+            {**node, "remote": server.target},
+            {"name": "out", "mark": "collect"},
+        ],
+        [("src", name), (name, "out")],
+    )
+    pipeline.start()
+    assert pipeline.wait(RUN_TIMEOUT_S), f"pipeline still {pipeline.state}"
+    assert pipeline.state == "done", pipeline.errors
+    return [m.payload for m in pipeline.nodes["out"].messages]
+
+
+def session_lines(server: LoopbackServer, session_of: str) -> list[str]:
+    """The server's log lines about the session opened by node ``session_of``, once it ended."""
+    deadline = time.monotonic() + LOG_WAIT_S
+    while True:
+        lines = list(server.output)
+        opened = [line for line in lines if f"opened by {session_of}@" in line]
+        if opened:
+            sid = re.search(r"session (\S+) opened", opened[-1])
+            assert sid is not None
+            mine = [line for line in lines if f"session {sid.group(1)} " in line]
+            if any(" ended: " in line for line in mine) or time.monotonic() > deadline:
+                return mine
+        elif time.monotonic() > deadline:
+            return []
+        time.sleep(0.02)
+
+
+def test_a_light_node_runs_on_the_event_loop(server: LoopbackServer, build_pipeline: Build) -> None:
+    payloads = run_remote(build_pipeline, server, {"mark": "gain", "name": "light"})
+    assert [p.data["n"] for p in payloads] == list(range(COUNT))
+    lines = session_lines(server, "light")
+    assert any("light: on the event loop" in line for line in lines), lines
+    assert not any("moves to its worker thread" in line for line in lines), lines
+
+
+def test_a_node_not_declared_light_runs_on_its_worker_thread(
+    server: LoopbackServer, build_pipeline: Build
+) -> None:
+    node = {"mark": "delay", "name": "heavy", "configuration": {"seconds": 0.001}}
+    payloads = run_remote(build_pipeline, server, node)
+    assert [p.data["n"] for p in payloads] == list(range(COUNT))
+    lines = session_lines(server, "heavy")
+    assert any("on a worker thread" in line for line in lines), lines
+
+
+def test_a_light_node_over_the_budget_moves_to_its_worker_thread_losing_nothing(
+    server: LoopbackServer, build_pipeline: Build
+) -> None:
+    payloads = run_remote(build_pipeline, server, {"mark": "hiccup", "name": "hiccup"})
+    # Every input answered, in order, before and after the move.
+    assert [p.data["n"] for p in payloads] == list(range(COUNT))
+    lines = session_lines(server, "hiccup")
+    assert any("light: on the event loop" in line for line in lines), lines
+    moved = [line for line in lines if "moves to its worker thread" in line]
+    assert len(moved) == 1, lines  # once: later calls run on the worker
+    assert "WARNING" in moved[0]
+    assert "over the 10 ms a node declared light may take" in moved[0]
+    assert "nodes: hiccup (hiccup)" in moved[0]
+    assert f"{COUNT} requests, {COUNT} outputs, 0 failures" in lines[-1], lines
+
+
+def test_no_inline_keeps_light_nodes_on_their_worker_thread_with_the_same_outputs(
+    server: LoopbackServer, no_inline_server: LoopbackServer, build_pipeline: Build
+) -> None:
+    on_loop = run_remote(build_pipeline, server, {"mark": "running_sum", "name": "s_loop"})
+    on_worker = run_remote(
+        build_pipeline, no_inline_server, {"mark": "running_sum", "name": "s_worker"}
+    )
+    totals = [sum(range(i + 1)) for i in range(COUNT)]
+    assert [p.data["total"] for p in on_loop] == totals
+    assert on_worker == on_loop
+    assert any("light: on the event loop" in line for line in session_lines(server, "s_loop"))
+    lines = session_lines(no_inline_server, "s_worker")
+    assert any("on a worker thread" in line for line in lines), lines
+    assert not any("event loop" in line for line in lines if "opened by" in line), lines
