@@ -8,6 +8,7 @@ servers run with ``-v`` so that their session lines say where work ran.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -50,17 +51,41 @@ class Hiccup(Node):
 """
 
 
+LEDGER = """
+import time
+from fontus.core import Node, ObjectPayload
+
+
+class Ledger(Node):
+    \"\"\"Declared light; numbers its calls, and takes 20 ms on a padded input.\"\"\"
+
+    mark = "ledger"
+    light = True
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def update(self, message) -> None:
+        data = message.payload.data
+        if data["pad"]:
+            time.sleep(0.02)
+        self.transmit(ObjectPayload({"n": data["n"], "call": self.calls, "pad": len(data["pad"])}))
+        self.calls += 1
+"""
+
+
 @pytest.fixture(scope="module")
 def plugins(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("light-plugins")
     (folder / "hiccup.py").write_text(HICCUP, encoding="utf-8")
+    (folder / "ledger.py").write_text(LEDGER, encoding="utf-8")
     return folder
 
 
 @pytest.fixture(scope="module")
 def server(plugins: Path) -> Iterator[LoopbackServer]:
     with LoopbackServer(
-        ["-v", "--plugins", str(plugins), "--allow", "hiccup,gain,delay,running_sum"]
+        ["-v", "--plugins", str(plugins), "--allow", "hiccup,ledger,gain,delay,running_sum"]
     ) as s:
         yield s
 
@@ -153,3 +178,33 @@ def test_no_inline_keeps_light_nodes_on_their_worker_thread_with_the_same_output
     lines = session_lines(no_inline_server, "s_worker")
     assert any("on a worker thread" in line for line in lines), lines
     assert not any("event loop" in line for line in lines if "opened by" in line), lines
+
+
+def test_large_requests_of_a_light_session_go_to_its_worker_in_order(
+    server: LoopbackServer, build_pipeline: Build, tmp_path: Path
+) -> None:
+    # Every third line carries 300 kB (over INLINE_MAX_BYTES): it runs on the worker
+    # (20 ms).  With window 2 the next, small request arrives meanwhile, alone in its
+    # frame; it must wait for it there, not overtake it on the loop: the node numbers
+    # its calls, so call == n only in order.
+    lines = [{"n": i, "pad": "x" * 300_000 if i % 3 == 1 else ""} for i in range(24)]
+    source = tmp_path / "mixed.jsonl"
+    source.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    pipeline = build_pipeline(
+        [
+            {"name": "src", "mark": "jsonl_file", "configuration": {"path": str(source)}},
+            {"name": "mixed", "mark": "ledger", "remote": {"target": server.target, "window": 2}},
+            {"name": "out", "mark": "collect"},
+        ],
+        [("src", "mixed"), ("mixed", "out")],
+    )
+    pipeline.start()
+    assert pipeline.wait(RUN_TIMEOUT_S), f"pipeline still {pipeline.state}"
+    assert pipeline.state == "done", pipeline.errors
+    out = [m.payload.data for m in pipeline.nodes["out"].messages]
+    assert [d["n"] for d in out] == list(range(24))
+    assert [d["call"] for d in out] == list(range(24))
+    assert [d["pad"] for d in out] == [len(line["pad"]) for line in lines]
+    session = session_lines(server, "mixed")
+    assert any("light: on the event loop" in line for line in session), session
+    assert not any("moves to its worker thread" in line for line in session), session

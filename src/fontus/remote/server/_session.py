@@ -59,6 +59,9 @@ MAX_UNFINISHED_BYTES = 64 * 1024 * 1024
 #: moves to its worker thread.  Heartbeats and other sessions wait that long at most
 #: once; 10 ms is far from the 100 ms shortest heartbeat period.
 INLINE_BUDGET_S = 0.010
+#: Requests in frames larger than this go to the worker even in a light session: their
+#: arrays' decoding and encoding (copies) would hold up the loop's reads and writes.
+INLINE_MAX_BYTES = 256 * 1024
 
 _ids = itertools.count(1)
 
@@ -128,6 +131,10 @@ class ServerSession:
         #: see _submit).  Built on the loop, so this is the loop's thread.
         self.inline = inline
         self._loop_thread = threading.get_ident()
+        # Work handed to the worker (counted on the loop) and finished there (counted
+        # by the worker): each written by one thread, so no lock (see _submit).
+        self._to_worker = 0
+        self.worked = 0
 
     # -- called from the worker thread -----------------------------------------
     def output(self, seq: int, exit_name: str, message: Any) -> None:
@@ -220,15 +227,22 @@ class ServerSession:
         if not self.draining:
             self._submit(Work("close", self))
 
-    def _submit(self, work: Work) -> None:
+    def _submit(self, work: Work, size: int = 0) -> None:
         """Run ``work`` in request order: on the worker thread, or here when inline.
 
-        An inline call that takes longer than INLINE_BUDGET_S blocked the loop (and
+        A light session still hands a request of a frame over INLINE_MAX_BYTES to its
+        worker (decoding and encoding large arrays would hold up the loop), and then
+        everything after it until the worker has caught up, so order is kept.  An
+        inline call that takes longer than INLINE_BUDGET_S blocked the loop (and
         every other session) that long: the node is not as light as it says, and the
-        session's later work goes to its worker thread.  Nothing is queued there while
-        the session runs inline, so order is kept across the switch.
+        session's later work goes to its worker thread for good.
         """
-        if not self.inline:
+        if (
+            not self.inline
+            or size > INLINE_MAX_BYTES
+            or self._to_worker != self.worked  # the worker still has some: queue behind it
+        ):
+            self._to_worker += 1
             self.worker.submit(work)
             return
         start = time.perf_counter()
@@ -286,7 +300,8 @@ class ServerSession:
                         decode,
                         arrival=now,
                         deadline=deadline,
-                    )
+                    ),
+                    len(data),
                 )
             if frame.requests.items:
                 self._unfinished.append((self.last_seq, len(data)))

@@ -33,6 +33,8 @@ class SessionSink(Protocol):
     stats: SessionStats
     #: True once nobody will read the results: the worker skips its queued work.
     closed: bool
+    #: Work the worker thread finished for this sink (it counts; see ServerSession._submit).
+    worked: int
 
     def output(self, seq: int, exit_name: str, message: Message[Any]) -> None: ...
     def done(self, seq: int, queue_s: float, compute_s: float, outputs: int) -> None: ...
@@ -111,6 +113,7 @@ class GraphWorker:
                         log.warning("%s", error)
                 return
             self.handle(work)
+            work.session.worked += 1
 
     def handle(self, work: Work) -> None:
         """Run one piece of work now, on the calling thread.
