@@ -517,6 +517,13 @@ def test_nodes_mark_shows_its_arguments_with_types_and_defaults() -> None:
     assert rows["rate"][1:3] == ["float", "0.0"]
 
 
+def test_nodes_mark_says_whether_the_node_is_served_on_the_event_loop() -> None:
+    light, heavy = fontus("nodes", "gain"), fontus("nodes", "delay")
+    assert light.returncode == heavy.returncode == 0, (light.stderr, heavy.stderr)
+    assert "light: served on fontus serve's event loop" in light.stdout
+    assert "light" not in heavy.stdout
+
+
 def test_nodes_unknown_mark_exits_2() -> None:
     done = fontus("nodes", "nope")
     assert done.returncode == 2

@@ -220,6 +220,8 @@ def mark_table(spec: NodeSpec, console: Console) -> RenderableType:
         (spec.mark, "bold"), f" ({spec.kind})", f": {spec.summary}" if spec.summary else ""
     )
     origin = Text(f"from {spec.origin}", style="dim")
+    if getattr(spec.cls, "light", False):
+        origin.append("; light: served on fontus serve's event loop (writing-nodes.md)")
     if not spec.arguments:
         return Group(header, origin, Text("no arguments"))
     table = Table(box=_box(console), show_edge=console.is_terminal, pad_edge=False)
