@@ -434,6 +434,10 @@ def main(argv: list[str] | None = None) -> int:
     }
     windows = [w for w in WINDOWS if w in measured] + sorted(measured - set(WINDOWS))
     windows = windows or list(WINDOWS)
+    # The --no-inline server's columns, each against the echo of its window.
+    worker_windows = sorted(
+        {int(m[1]) for c in columns if (m := WORKER_RE.fullmatch(c)) and f"echo w{m[1]}" in columns}
+    )
     ratios: dict[str, dict[str, float | None]] = {}
     ratio_rows = []
     for case in chosen:
@@ -445,16 +449,14 @@ def main(argv: list[str] | None = None) -> int:
                 value = ratio(getattr(f, metric), getattr(e, metric)) if f and e else None
                 entry[f"w{w}_{metric}"] = value
                 row.append(fmt_ratio(value))
-        for column in columns:  # the --no-inline server's columns, against the same echo
-            if (m := WORKER_RE.fullmatch(column)) and f"echo w{m[1]}" in columns:
-                f, e = med[case.name].get(column), med[case.name].get(f"echo w{m[1]}")
-                for metric in ("msgs_per_s", "p50_ms"):
-                    value = ratio(getattr(f, metric), getattr(e, metric)) if f and e else None
-                    entry[f"w{m[1]}_worker_{metric}"] = value
+        for w in worker_windows:
+            f, e = med[case.name].get(f"fontus w{w} worker"), med[case.name].get(f"echo w{w}")
+            for metric in ("msgs_per_s", "p50_ms"):
+                value = ratio(getattr(f, metric), getattr(e, metric)) if f and e else None
+                entry[f"w{w}_worker_{metric}"] = value
         ratios[case.name] = entry
         ratio_rows.append(row)
     goals = evaluate_goals(ratios)
-    worker_windows = sorted({int(m[1]) for c in columns if (m := WORKER_RE.fullmatch(c))})
     print_table(
         "fontus / raw gRPC echo (same window)",
         [
@@ -475,7 +477,6 @@ def main(argv: list[str] | None = None) -> int:
                 f"{fmt_ratio(ratios[case.name].get(f'w{w}_worker_p50_ms'))}"
                 for case in chosen
                 for w in worker_windows
-                if f"echo w{w}" in columns
             ),
             JUTURNA_REFERENCE,
             f"event loop (fontus serve, the client loop and the echo server alike): "

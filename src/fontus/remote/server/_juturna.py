@@ -71,7 +71,6 @@ class JuturnaSession:
         self.configuration: dict[str, Any] = {}
         #: SessionSink: each call waits for its own result, so none is ever abandoned.
         self.closed = False
-        self.worked = 0
 
     # -- SessionSink (worker thread) ----------------------------------------------
     def output(self, seq: int, exit_name: str, message: Message[Any]) -> None:

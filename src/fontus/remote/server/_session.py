@@ -131,10 +131,6 @@ class ServerSession:
         #: see _submit).  Built on the loop, so this is the loop's thread.
         self.inline = inline
         self._loop_thread = threading.get_ident()
-        # Work handed to the worker (counted on the loop) and finished there (counted
-        # by the worker): each written by one thread, so no lock (see _submit).
-        self._to_worker = 0
-        self.worked = 0
 
     # -- called from the worker thread -----------------------------------------
     def output(self, seq: int, exit_name: str, message: Any) -> None:
@@ -175,7 +171,8 @@ class ServerSession:
         if threading.get_ident() == self._loop_thread:
             # Work run inline (or a protocol error): straight to the writer, after
             # anything other threads handed over before.
-            self._take_outbox()
+            if self._outbox:
+                self._take_outbox()
             if not self.closed:
                 for item in items:
                     self.results.put_nowait(item)
@@ -240,9 +237,8 @@ class ServerSession:
         if (
             not self.inline
             or size > INLINE_MAX_BYTES
-            or self._to_worker != self.worked  # the worker still has some: queue behind it
+            or not self.worker.idle  # the worker still has some: queue behind it
         ):
-            self._to_worker += 1
             self.worker.submit(work)
             return
         start = time.perf_counter()

@@ -33,8 +33,6 @@ class SessionSink(Protocol):
     stats: SessionStats
     #: True once nobody will read the results: the worker skips its queued work.
     closed: bool
-    #: Work the worker thread finished for this sink (it counts; see ServerSession._submit).
-    worked: int
 
     def output(self, seq: int, exit_name: str, message: Message[Any]) -> None: ...
     def done(self, seq: int, queue_s: float, compute_s: float, outputs: int) -> None: ...
@@ -74,6 +72,9 @@ class GraphWorker:
         self.metrics = metrics  # None when the server exposes no metrics
         self.queue: queue.SimpleQueue[Work | None] = queue.SimpleQueue()
         self.thread = threading.Thread(target=self._run, name=f"fontus-worker-{name}", daemon=True)
+        # Work submitted (counted on the loop) and finished (counted on this thread).
+        self.submitted = 0
+        self.finished = 0
         self._current: SessionSink | None = None
         self._outputs = 0
         graph.bind(self._on_output)
@@ -82,7 +83,14 @@ class GraphWorker:
         self.thread.start()
 
     def submit(self, work: Work) -> None:
+        """Queue ``work`` (called on the server's loop only: ``submitted`` has one writer)."""
+        self.submitted += 1
         self.queue.put(work)
+
+    @property
+    def idle(self) -> bool:
+        """Nothing submitted is queued or running (see ServerSession._submit)."""
+        return self.finished == self.submitted
 
     def stop(self) -> None:
         """Destroy the graph after the queued work (a node's ``sleep`` ends at once)."""
@@ -113,14 +121,14 @@ class GraphWorker:
                         log.warning("%s", error)
                 return
             self.handle(work)
-            work.session.worked += 1
+            self.finished += 1
 
     def handle(self, work: Work) -> None:
         """Run one piece of work now, on the calling thread.
 
         The worker thread runs everything submitted to it this way.  A session whose
         nodes are all ``light`` calls it directly on the server's event loop instead
-        (never both at once: it submits nothing while it runs work inline).
+        (never both at once: a session runs work inline only while its worker is idle).
         """
         session = work.session
         if session.closed and work.kind in ("request", "configure"):
