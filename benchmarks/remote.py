@@ -63,6 +63,7 @@ from fontus.remote import encode_message
 from fontus.remote._eventloop import event_loop_name
 from fontus.remote._eventloop import run as run_on_fontus_loop
 from fontus.remote._loop import client_loop
+from fontus.remote._packed import tree_formats
 from fontus.testing import LoopbackServer
 
 REPEATS = 3
@@ -287,7 +288,9 @@ COLUMNS = ("local", "fontus w1", "echo w1", "fontus w32", "echo w32", "juturna w
 
 
 def encoded_size(payload: Payload) -> tuple[bytes, int]:
-    data = encode_message(Message(payload, timers={STAMP: 0.0}).freeze())
+    """The message as a Fontus session sends it (value trees in MessagePack where it can)."""
+    message = Message(payload, timers={STAMP: 0.0}).freeze()
+    data = encode_message(message, pack_trees=bool(tree_formats()))
     return data, len(data)
 
 

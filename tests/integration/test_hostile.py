@@ -83,6 +83,7 @@ def open_frame(
     window: int = MAX_WINDOW,
     configuration: dict[str, Any] | None = None,
     compression: str = "",
+    value_formats: Iterable[str] = (),
 ) -> bytes:
     frame = spb.ClientFrame()
     op = frame.open
@@ -90,6 +91,7 @@ def open_frame(
     op.window = window
     op.protocol_version = 1
     op.compression = compression
+    op.value_formats.extend(value_formats)
     if mark:
         op.node.name = mark
         op.node.mark = mark
@@ -147,6 +149,15 @@ def nested_lists(lists: int) -> Callable[[Any], None]:
         data.kinds = b"m" + b"l" * lists + b"i"
         data.keys.append("x")
         data.ints.extend([1] * (lists + 2))  # the map's length, each list's, the int
+
+    return fill
+
+
+def packed_tree(raw: bytes) -> Callable[[Any], None]:
+    """An object payload whose value tree is the MessagePack document ``raw``."""
+
+    def fill(message: Any) -> None:
+        message.payload.object.data.msgpack = raw
 
     return fill
 
@@ -627,6 +638,22 @@ REQUEST_FAILED = {
         raw_request(1, nested_lists(MAX_DEPTH)),
         f"values nested deeper than {MAX_DEPTH}",
     ),
+    "MessagePack tree nested deeper than the limit": (
+        raw_request(1, packed_tree(b"\x81\xa1x" * (MAX_DEPTH + 1) + b"\x01")),
+        f"payload{'.x' * MAX_DEPTH}: values nested deeper than {MAX_DEPTH}",
+    ),
+    "MessagePack tree with a duplicate key": (
+        raw_request(1, packed_tree(b"\x82\xa1a\x01\xa1a\x02")),
+        "payload: key 'a' appears twice in a map",
+    ),
+    "MessagePack tree that is truncated": (
+        raw_request(1, packed_tree(b"\x82\xa1a\x01")),
+        "payload: malformed MessagePack value tree: Unpack failed: incomplete input",
+    ),
+    "MessagePack tree with an ext type": (
+        raw_request(1, packed_tree(b"\x81\xa1a\xd4\x05\x00")),
+        "payload: MessagePack ext type 5 is not part of a value tree",
+    ),
     "batches nested deeper than the limit": (
         raw_request(1, nested_batches(MAX_DEPTH + 1)),
         f"batch: messages nested deeper than {MAX_DEPTH}",
@@ -654,6 +681,34 @@ def test_a_bad_message_fails_only_its_request_and_the_session_goes_on(
     assert detail in results[0][3], results[0][3]
     assert [r[:2] for r in results[1:]] == [(2, "output"), (2, "done")]
     assert outcome.outputs()[0].payload["i"] == 2
+    main.assert_unharmed()
+
+
+@pytest.mark.parametrize("client_reads", [(), ("msgpack",)], ids=["columns only", "msgpack"])
+def test_value_trees_travel_in_the_forms_each_side_said_it_reads(
+    main: Main, client_reads: tuple[str, ...]
+) -> None:
+    obj = {"i": 7, "label": "cat", "box": [0.5, 1.5], "meta": {"ok": True}}
+    packed = join_requests([encode_request(1, Message(ObjectPayload(obj)), pack_trees=True)])
+    columns = join_requests([encode_request(2, Message(ObjectPayload(obj)))])
+    outcome = session(main.target, [open_frame(value_formats=client_reads), packed, columns])
+    assert outcome.code == grpc.StatusCode.OK, outcome
+    opened = outcome.frames[0][0]
+    assert list(opened.opened.value_formats) == ["msgpack"]  # the server reads both forms
+    trees = [
+        r.output.message.payload.object.data
+        for frame, _ in outcome.frames
+        if frame.WhichOneof("kind") == "results"
+        for r in frame.results.items
+        if r.WhichOneof("kind") == "output"
+    ]
+    assert len(trees) == 2
+    # identity forwards the tree it received: the MessagePack one goes back as it came
+    # only to a client that reads it; the column one is copied (every reader reads it).
+    assert bool(trees[0].msgpack) is bool(client_reads)
+    assert bool(trees[0].kinds) is not bool(client_reads)
+    assert trees[1].kinds and not trees[1].msgpack
+    assert [m.payload.to_dict() for m in outcome.outputs()] == [obj, obj]
     main.assert_unharmed()
 
 

@@ -111,6 +111,7 @@ def test_remote_describe_prints_each_mark_with_its_arguments(
     out = done.stdout
     assert out.startswith(f"{catalogue_server.target}: fontus ")
     assert "hosting catalogue, isolated sessions" in out
+    assert "value trees: columns, msgpack" in out
     for mark in PROCESSORS:
         assert re.search(rf"^{mark} \(proc\): \S", out, re.MULTILINE), f"{mark} missing:\n{out}"
     for argument, kind, default in (

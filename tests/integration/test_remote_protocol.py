@@ -55,6 +55,7 @@ def test_describe_lists_the_catalogue_marks_with_their_arguments(
     assert [a.name for a in marks["energy_vad"].arguments] == ["threshold_db", "min_speech_ms"]
     assert marks["identity"].arguments == ()
     assert d.max_window >= 1 and d.max_sessions >= 1 and d.max_message_bytes > 0
+    assert d.value_formats == ("msgpack",)
 
 
 def test_describe_of_a_one_node_server_names_its_node(node_server: LoopbackServer) -> None:

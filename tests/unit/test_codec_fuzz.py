@@ -73,6 +73,10 @@ def seed_messages() -> list[bytes]:
         ),
     ]
     encodings = [encode_message(m.freeze()) for m in messages]
+    # Value trees in their MessagePack form (trees without arrays, when the reader reads it).
+    plain = {k: v for k, v in obj.items() if not isinstance(v, np.ndarray)}
+    packed = [Message(ObjectPayload(plain), meta={"k": [1, "x"]}), messages[7], messages[9]]
+    encodings.extend(encode_message(m.freeze(), pack_trees=True) for m in packed)
     for algorithm in ("zstd", "lz4"):
         compression = CompressionConfig(algorithm, threshold_bytes=0)
         encodings.append(encode_message(messages[1], compression))

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import lz4.block
+import msgpack
 import numpy as np
 import pytest
 import zstandard
@@ -500,3 +501,108 @@ def test_compressed_array_without_the_library_says_what_to_install(
         r"^audio\.audio: array is zstd-compressed but the library is not installed here; "
         r"pip install 'fontus\[compression\]'$",
     )
+
+
+# -- value trees in their MessagePack form ---------------------------------------------
+
+
+def packed_packet(raw: bytes, **columns: Any) -> bytes:
+    """A packet whose object payload is the MessagePack tree ``raw`` (plus ``columns``)."""
+    packet = pb.Packet()
+    data = packet.message.payload.object.data
+    data.msgpack = raw
+    for name, values in columns.items():
+        if name == "kinds":
+            data.kinds = values
+        else:
+            getattr(data, name).extend(values)
+    return packet.SerializeToString()
+
+
+def deep(levels: int) -> bytes:
+    return b"\x81\xa1a" * levels + b"\x01"  # {"a": {"a": ... 1}}
+
+
+@pytest.mark.parametrize(
+    ("raw", "error"),
+    [
+        (b"\x82\xa1a\x01\xa1a\x02", r"^payload: key 'a' appears twice in a map$"),
+        (
+            msgpack.packb({1: 2}),
+            r"^payload: malformed MessagePack value tree: a map key is not a string",
+        ),
+        (msgpack.packb({b"k": 2}), r"^payload: key b'k' is not a string \(keys must be str\)$"),
+        (
+            msgpack.packb({"u": 2**64 - 1}),
+            r"^payload\.u: int 18446744073709551615 is outside the int64",
+        ),
+        (msgpack.packb({"l": [1, 2**63]}), r"^payload\.l\[1\]: int 9223372036854775808 is outside"),
+        (
+            msgpack.packb({"a": 1}) + b"\x00",
+            r"^payload: MessagePack value tree has bytes after its root",
+        ),
+        (
+            b"\x81\xa1a\xc4\x05ab",
+            r"^payload: malformed MessagePack value tree: Unpack failed: incomplete",
+        ),
+        (
+            b"\x81\xa1a\xa2\xff\xfe",
+            r"^payload: malformed MessagePack value tree: 'utf-8' codec can't",
+        ),
+        (b"\xc1", r"^payload: malformed MessagePack value tree: \w+"),
+        (
+            msgpack.packb({"e": msgpack.ExtType(5, b"x")}),
+            r"^payload: MessagePack ext type 5 is not part",
+        ),
+        (
+            msgpack.packb({"t": msgpack.Timestamp(1, 0)}),
+            r"^payload\.t: a Timestamp cannot travel in a value",
+        ),
+        (
+            msgpack.packb([1, 2]),
+            r"^payload: expected a map, the MessagePack value tree holds a list$",
+        ),
+        (msgpack.packb("x"), r"^payload: expected a map, the MessagePack value tree holds a str$"),
+        (deep(25), r"^payload(\.a){24}: values nested deeper than 24$"),
+        (b"\x91" * 2000 + b"\x90", r"^payload: malformed MessagePack value tree: StackError"),
+    ],
+    ids=[
+        "duplicate key",
+        "int key",
+        "bytes key",
+        "uint64",
+        "int over int64 in a list",
+        "trailing bytes",
+        "truncated",
+        "bad utf-8",
+        "reserved byte",
+        "ext type",
+        "timestamp",
+        "root is a list",
+        "root is a string",
+        "too deep",
+        "deeper than msgpack's stack",
+    ],
+)
+def test_malformed_msgpack_trees_are_refused(raw: bytes, error: str) -> None:
+    raises(packed_packet(raw), error)
+
+
+def test_msgpack_depth_shares_the_nesting_budget_with_columns() -> None:
+    assert (
+        decode_message(packed_packet(deep(3)), WireLimits(max_depth=4)).payload["a"]["a"]["a"] == 1
+    )
+    raises(
+        packed_packet(deep(3)),
+        r"^payload\.a\.a: values nested deeper than 2$",
+        WireLimits(max_depth=2),
+    )
+
+
+def test_a_tree_with_both_msgpack_and_columns_is_refused() -> None:
+    raw = msgpack.packb({"a": 1})
+    for columns in ({"kinds": b"m", "ints": [0]}, {"strings": ["x"]}):
+        raises(
+            packed_packet(raw, **columns),
+            r"^payload: value tree has both a MessagePack form and columns$",
+        )

@@ -10,6 +10,7 @@ type (bool, int, float, str, bytes, None).
 from __future__ import annotations
 
 import dataclasses
+import enum
 import random
 from collections.abc import Mapping
 from typing import Any
@@ -32,8 +33,10 @@ from fontus.core import (
     Payload,
     VideoPayload,
 )
+from fontus.core.errors import WireError
 from fontus.remote import CompressionConfig, decode_message, encode_message
 from fontus.remote._wire.v1 import payloads_pb2 as pb
+from fontus.remote.codec import WireDecoder, WireEncoder
 
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 INT32_MAX = (1 << 31) - 1
@@ -165,8 +168,10 @@ def assert_decoded_shape(message: Message[Any]) -> None:
             assert_decoded_shape(inner)
 
 
-def round_trip(message: Message[Any], compression: CompressionConfig | None = None) -> None:
-    data = encode_message(message) if compression is None else encode_message(message, compression)
+def round_trip(
+    message: Message[Any], compression: CompressionConfig | None = None, *, pack_trees: bool = False
+) -> None:
+    data = encode_message(message, compression or CompressionConfig(), pack_trees=pack_trees)
     decoded = decode_message(data)
     assert decoded == wire_form(message)
     assert_decoded_shape(decoded)
@@ -317,6 +322,12 @@ def test_any_message_round_trips(message: Message[Any]) -> None:
 
 
 @PROPERTY
+@given(messages)
+def test_any_message_round_trips_with_msgpack_trees(message: Message[Any]) -> None:
+    round_trip(message, pack_trees=True)
+
+
+@PROPERTY
 @given(messages_of(audio_payloads()))
 def test_audio_mono_and_multichannel_round_trip(message: Message[Any]) -> None:
     round_trip(message)
@@ -341,6 +352,7 @@ def test_small_and_blob_sized_bytes_round_trip(message: Message[Any]) -> None:
 def test_object_values_keep_their_types(data: dict[str, Any], meta: dict[str, Any]) -> None:
     message = Message(ObjectPayload(data), meta=meta).freeze()
     round_trip(message)
+    round_trip(message, pack_trees=True)
 
 
 @PROPERTY
@@ -438,7 +450,8 @@ def test_decoded_arrays_are_read_only_views_of_the_received_bytes() -> None:
     writable[0] = 1.0
 
 
-def test_scalar_types_survive_exactly() -> None:
+@pytest.mark.parametrize("pack_trees", [False, True], ids=["columns", "msgpack"])
+def test_scalar_types_survive_exactly(pack_trees: bool) -> None:
     data = {
         "bool": True,
         "int": 1,
@@ -455,7 +468,9 @@ def test_scalar_types_survive_exactly() -> None:
         "empty_map": {},
         "empty_list": [],
     }
-    decoded = decode_message(encode_message(Message(ObjectPayload(data)).freeze())).payload
+    data_bytes = encode_message(Message(ObjectPayload(data)).freeze(), pack_trees=pack_trees)
+    assert bool(pb.Packet.FromString(data_bytes).message.payload.object.data.msgpack) is pack_trees
+    decoded = decode_message(data_bytes).payload
     assert decoded == ObjectPayload(data)
     for key in ("bool", "int", "float", "big", "bytes", "str"):
         assert type(decoded[key]) is type(data[key]), key
@@ -494,3 +509,75 @@ def test_objects_with_arrays_are_re_encoded_from_their_values() -> None:
     decoded = decode_message(encode_message(original))
     again = decode_message(encode_message(decoded.evolve(creator="n").freeze()))
     assert again.payload == original.payload and again.creator == "n"
+
+
+# -- the MessagePack form of value trees ---------------------------------------------
+
+
+def test_a_msgpack_tree_is_plain_messagepack_with_the_columns_empty() -> None:
+    import msgpack
+
+    data = {"a": 1, "b": [True, "x"], "c": None, "d": 0.5, "e": b"\x00", "f": {"g": -2}}
+    message = Message(ObjectPayload(data), meta={"k": "v"}).freeze()
+    packet = pb.Packet.FromString(encode_message(message, pack_trees=True)).message
+    tree = packet.payload.object.data
+    assert [f.name for f, _ in tree.ListFields()] == ["msgpack"]
+    assert msgpack.unpackb(tree.msgpack) == data
+    assert msgpack.unpackb(packet.meta.msgpack) == {"k": "v"}
+
+
+class Colour(enum.IntEnum):
+    RED = 1
+
+
+class Label(str, enum.Enum):  # noqa: UP042 - str() of this kind is "Label.CAT", not "cat"
+    CAT = "cat"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"a": np.arange(3, dtype="<i4")},
+        {"nested": [{"a": np.zeros(2, np.float32)}]},
+    ],
+    ids=["array", "nested array"],
+)
+def test_trees_msgpack_cannot_carry_as_they_are_travel_as_columns(data: dict[str, Any]) -> None:
+    message = Message(ObjectPayload(data)).freeze()
+    tree = pb.Packet.FromString(encode_message(message, pack_trees=True)).message.payload.object
+    assert not tree.data.msgpack and tree.data.kinds.startswith(b"m")
+    round_trip(message, pack_trees=True)
+
+
+def test_subclasses_handed_to_the_encoder_travel_as_columns_as_their_base_types() -> None:
+    # Payloads freeze enums to their values; a mapping handed to the encoder directly
+    # (a plugin's to_fields) may still hold them: the column writer judges those.
+    tree = pb.Value()
+    WireEncoder(pack_trees=True).value_map({"c": Colour.RED, "l": [Label.CAT]}, tree, "fields")
+    assert not tree.msgpack and tree.kinds == b"mils"
+    value = WireDecoder([]).value_map(tree, "fields")
+    assert value == {"c": 1, "l": ("cat",)} and type(value["c"]) is int
+
+
+def test_writer_errors_are_the_column_writers_with_msgpack_trees_on() -> None:
+    for value, error in (
+        ({"m": {3: "x"}}, r"^fields\.m: key 3 is not a string \(keys must be str\)$"),
+        ({"n": [2**64]}, r"^fields\.n\[0\]: int 18446744073709551616 is outside the int64 range"),
+        ({"s": {1, 2}}, r"^fields\.s: type set cannot travel$"),
+    ):
+        with pytest.raises(WireError, match=error):
+            WireEncoder(pack_trees=True).value_map(value, pb.Value(), "fields")
+
+
+def test_a_forwarded_msgpack_object_is_copied_only_to_a_reader_of_msgpack() -> None:
+    original = Message(ObjectPayload({"a": 1, "b": [True, "x"]}), meta={"k": 1}).freeze()
+    data = encode_message(original, pack_trees=True)
+    decoded = decode_message(data)
+    assert encode_message(decoded, pack_trees=True) == data  # copied as it came
+    columns = pb.Packet.FromString(encode_message(decoded)).message.payload.object.data
+    assert not columns.msgpack and columns.kinds == b"milts"
+    assert decode_message(encode_message(decoded)).payload == original.payload
+    # A column tree received is copied as columns, which every reader reads.
+    plain = decode_message(encode_message(original))
+    again = pb.Packet.FromString(encode_message(plain, pack_trees=True)).message.payload.object
+    assert again.data.kinds == b"milts" and not again.data.msgpack

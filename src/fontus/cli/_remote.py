@@ -62,7 +62,8 @@ def _remote(args: argparse.Namespace) -> int:
             f"{d.target}: fontus {d.server_version}, hosting {d.hosting}, {d.session_mode} sessions "
             f"({d.active_sessions}/{d.max_sessions} active), max window {d.max_window}, "
             f"max message {d.max_message_bytes // (1024 * 1024)} MiB, "
-            f"compression: {', '.join(d.encodings) or 'none'}"
+            f"compression: {', '.join(d.encodings) or 'none'}, "
+            f"value trees: {', '.join(('columns', *d.value_formats))}"
         )
         for mark in d.marks:
             console.print(f"\n[bold]{mark.mark}[/bold] ({mark.kind}): {mark.summary}")

@@ -91,6 +91,8 @@ class Connection:
         self.last_sent = 0
         self.session_id = ""
         self.window = 0
+        #: Value-tree forms the server of the current session reads (Opened.value_formats).
+        self.value_formats: tuple[str, ...] = ()
         self.reconnects = 0
         self.replayed = 0
         self.failover_s = 0.0
@@ -136,6 +138,7 @@ class Connection:
         self.stream = stream
         self.session_id = opened.session_id
         self.window = opened.window
+        self.value_formats = tuple(opened.value_formats)
         self.state = "open"
 
     def _new_stream(self, channel: Any) -> RemoteStream:
@@ -242,6 +245,15 @@ class Connection:
             self.stream = stream
             self.session_id = opened.session_id
             self.window = opened.window
+            self.value_formats = tuple(opened.value_formats)
+            if self.warp.pack_trees and "msgpack" not in self.value_formats:
+                # A replica of another version: requests from now on use the columns.
+                self.warp.pack_trees = False
+                log.warning(
+                    "%s: the new session's server does not read MessagePack trees; "
+                    "later requests use the column form",
+                    self.where,
+                )
             self.state = "open"
             self.last_sent = 0
             items = self.warp.replay_items(self.index)

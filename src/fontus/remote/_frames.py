@@ -64,8 +64,9 @@ def encode_request(
     target: str = "",
     origin: str = "",
     compression: CompressionConfig = NO_COMPRESSION,
+    pack_trees: bool = False,
 ) -> EncodedItem:
-    encoder = WireEncoder(compression)
+    encoder = WireEncoder(compression, pack_trees)
     request = spb.Request(seq=seq, timeout_ms=timeout_ms, target=target, origin=origin)
     encoder.message(message, request.message)
     return _item(seq, request, encoder)
@@ -76,8 +77,9 @@ def encode_output(
     message: Message[Any],
     exit_name: str = "",
     compression: CompressionConfig = NO_COMPRESSION,
+    pack_trees: bool = False,
 ) -> EncodedItem:
-    encoder = WireEncoder(compression)
+    encoder = WireEncoder(compression, pack_trees)
     result = spb.Result(seq=seq)
     result.output.exit = exit_name
     encoder.message(message, result.output.message)

@@ -23,6 +23,7 @@ from ..core.errors import WireError
 from ._arrays import CompressionConfig, decode_array, encode_array
 from ._blobs import BlobWriter
 from ._limits import WireLimits
+from ._packed import unpack_tree
 
 __all__ = ["INT64_MAX", "INT64_MIN", "read_tree", "write_tree"]
 
@@ -81,7 +82,7 @@ def write_tree(
             add_double(float(value))
         elif isinstance(value, str):
             kind(STRING)
-            add_string(str(value))
+            add_string(str.__str__(value))  # a str enum member travels as its text
         elif isinstance(value, bytes):
             kind(BYTES)
             octets.append(bytes(value))
@@ -254,6 +255,11 @@ def read_tree(
     ``depth`` counts the containers already around ``source`` (see WireLimits.max_depth).
     """
     kinds = source.kinds
+    packed = source.msgpack
+    if packed:
+        if kinds or len(source.ListFields()) != 1:
+            raise WireError(f"{path}: value tree has both a MessagePack form and columns")
+        return unpack_tree(packed, path, depth, limits.max_depth, want_map=want_map)
     if not kinds:
         if want_map:
             return EMPTY

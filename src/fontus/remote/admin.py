@@ -55,6 +55,8 @@ class ServerDescription:
     encodings: tuple[str, ...]
     max_sessions: int
     active_sessions: int
+    #: Value-tree forms the server reads besides the columns ("msgpack").
+    value_formats: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -150,6 +152,7 @@ def describe(
         tuple(reply.encodings),
         reply.max_sessions,
         reply.active_sessions,
+        tuple(reply.value_formats),
     )
 
 

@@ -38,6 +38,7 @@ from ..core.payloads import (
 from ._arrays import NO_COMPRESSION, CompressionConfig, decode_array, encode_array
 from ._blobs import BlobWriter, join_with_blobs, split_blobs
 from ._limits import DEFAULT_LIMITS, WireLimits
+from ._packed import pack_tree
 from ._tree import INT64_MAX, INT64_MIN, read_tree, write_tree
 from ._wire.v1 import payloads_pb2 as pb
 
@@ -93,11 +94,16 @@ def register_payload(
 class WireEncoder:
     """Fills protobuf heads and collects blobs; one per packet or frame."""
 
-    __slots__ = ("blobs", "compression")
+    __slots__ = ("blobs", "compression", "pack_trees")
 
-    def __init__(self, compression: CompressionConfig = NO_COMPRESSION) -> None:
+    def __init__(
+        self, compression: CompressionConfig = NO_COMPRESSION, pack_trees: bool = False
+    ) -> None:
         self.blobs = BlobWriter()
         self.compression = compression
+        #: Write trees without arrays in their MessagePack form (only when the reader
+        #: said it reads it: see ``value_formats`` in Open / Opened).
+        self.pack_trees = pack_trees
 
     def finish(self, head: Any) -> bytes:
         """Serialize ``head`` and append the blobs collected while filling it."""
@@ -106,13 +112,18 @@ class WireEncoder:
     # -- values --------------------------------------------------------------
     def value(self, value: Any, target: Any, path: str) -> None:
         """Write any value into the empty ``fontus.v1.Value`` ``target``."""
+        if self.pack_trees:
+            packed = pack_tree(value)
+            if packed is not None:
+                target.msgpack = packed
+                return
         write_tree(value, target, path, self.blobs, self.compression)
 
     def value_map(self, mapping: Mapping[str, Any], target: Any, path: str) -> None:
         """Write a mapping into the empty ``fontus.v1.Value`` ``target`` (a map field)."""
         if type(mapping) is not FrozenDict and not isinstance(mapping, Mapping):
             raise WireError(f"{path}: expected a mapping, got {type(mapping).__name__}")
-        write_tree(mapping, target, path, self.blobs, self.compression)
+        self.value(mapping, target, path)
 
     # -- payloads and messages ---------------------------------------------------
     def message(self, message: Message[Any], target: Any) -> None:
@@ -157,8 +168,10 @@ class WireEncoder:
         elif isinstance(payload, ObjectPayload):
             target.object.SetInParent()
             wire = payload.__dict__.get(_WIRE)
-            if wire is not None:
-                target.object.data.CopyFrom(wire)  # decoded here and unchanged (immutable)
+            # Decoded here and unchanged (immutable): copy its wire form, unless it is
+            # MessagePack and this encoder's reader did not say it reads that.
+            if wire is not None and (self.pack_trees or not wire.msgpack):
+                target.object.data.CopyFrom(wire)
             else:
                 self.value_map(payload.data, target.object.data, "payload")
         elif isinstance(payload, BytesPayload):
@@ -273,7 +286,7 @@ class WireDecoder:
             if which == "object":
                 data = source.object.data
                 payload = ObjectPayload(self.value_map(data, "payload", depth))
-                if not data.arrays:
+                if not data.arrays:  # (a MessagePack tree never holds arrays)
                     # Remember the wire form: forwarded unchanged (identity, routers, a
                     # message with new meta) the payload is re-encoded by copying it.
                     object.__setattr__(payload, _WIRE, data)
@@ -340,9 +353,18 @@ class WireDecoder:
         return bytes(s.inline)
 
 
-def encode_message(message: Message[Any], compression: CompressionConfig = NO_COMPRESSION) -> bytes:
-    """Encode one message as the bytes of a ``fontus.v1.Packet``."""
-    encoder = WireEncoder(compression)
+def encode_message(
+    message: Message[Any],
+    compression: CompressionConfig = NO_COMPRESSION,
+    *,
+    pack_trees: bool = False,
+) -> bytes:
+    """Encode one message as the bytes of a ``fontus.v1.Packet``.
+
+    ``pack_trees`` writes its value trees (object data, meta) in their MessagePack
+    form where they allow it; ``decode_message`` reads both forms.
+    """
+    encoder = WireEncoder(compression, pack_trees)
     packet = pb.Packet()
     encoder.message(message, packet.message)
     return encoder.finish(packet)

@@ -29,6 +29,7 @@ from ._frames import EncodedItem, control_frame, encode_request
 from ._juturna_client import JuturnaItem, JuturnaTransport, encode_juturna_request, probe_protocol
 from ._limits import DEFAULT_LIMITS
 from ._loop import client_loop
+from ._packed import tree_formats
 from ._wire.v1 import session_pb2 as spb
 from .codec import WireEncoder
 
@@ -167,6 +168,8 @@ class Warp(Node):
         self.routes = dict(routes or {})
         self.on_error = on_error
         self.compression = CompressionConfig(compression)
+        #: Value-tree forms offered to the server for outputs (FONTUS_VALUE_TREES).
+        self.tree_formats = tree_formats()
         self.open_timeout = open_timeout
         self.protocol: str = protocol or ("auto" if grpc_host else "fontus")
         self.remote_config = (
@@ -208,6 +211,7 @@ class Warp(Node):
         self._delivery: threading.Thread | None = None
         self._session_id = ""
         self.granted_window = window
+        self.pack_trees = False  # set once the sessions are open (see _connect)
         # Stats.
         self.requests = 0
         self.configures = 0
@@ -252,6 +256,7 @@ class Warp(Node):
         op.window = self.window
         op.protocol_version = 1
         op.compression = self.compression.algorithm
+        op.value_formats.extend(self.tree_formats)
         op.heartbeat_ms = int(self.keepalive * 1000 / 4)
         return encoder.finish(frame)
 
@@ -328,6 +333,11 @@ class Warp(Node):
             for _ in range(self.window - granted):
                 self._slots.acquire()
         self.granted_window = min(granted, self.window)
+        # Requests are encoded once, before a session is picked: MessagePack trees only
+        # when every session's server reads them.
+        self.pack_trees = "msgpack" in self.tree_formats and all(
+            "msgpack" in conn.value_formats for conn in self._conns
+        )
         log.info(
             "%s: session %s open, window %d", self.where, self._session_id, self.granted_window
         )
@@ -348,6 +358,7 @@ class Warp(Node):
                 target=target,
                 origin=origin,
                 compression=self.compression,
+                pack_trees=self.pack_trees,
             )
         pending = _Pending(seq, item, time.perf_counter(), self._deadline(), message)
         if len(self._conns) > 1:

@@ -25,6 +25,7 @@ from ...core._values import thaw_value
 from ...core.errors import WireError
 from .._arrays import CompressionConfig, available_compressions
 from .._frames import decode_frame
+from .._packed import tree_formats
 from .._security import TokenAuth, security_summary
 from .._wire.v1 import session_pb2 as spb
 from ._catalogue import Catalogue, Plan, Refusal
@@ -54,6 +55,8 @@ class RemoteServer:
     def __init__(self, catalogue: Catalogue, config: ServerConfig | None = None) -> None:
         self.catalogue = catalogue
         self.config = config or ServerConfig()
+        #: Value-tree forms offered to clients for their requests (FONTUS_VALUE_TREES).
+        self.tree_formats = tree_formats()
         self.sessions: dict[str, ServerSession] = {}
         self.sessions_total = 0
         self.draining = False
@@ -285,6 +288,7 @@ class RemoteServer:
             compression=CompressionConfig(compression),
             loop=asyncio.get_running_loop(),
             inline=self.config.inline_light and self.config.sessions == "isolated" and worker.light,
+            pack_trees="msgpack" in self.tree_formats and "msgpack" in op.value_formats,
         )
         session.plan = plan
         # Bounded below so a client cannot make the server spin on heartbeats.
@@ -350,6 +354,7 @@ class RemoteServer:
         op.server_version = __version__
         op.session_mode = self.config.sessions
         op.compression = session.compression.algorithm
+        op.value_formats.extend(self.tree_formats)
         for node in session.plan.nodes:
             fill_node_info(op.nodes.add(), node.spec, node.name)
         return frame.SerializeToString()
@@ -363,6 +368,7 @@ class RemoteServer:
         reply.max_window = self.config.max_window
         reply.max_message_bytes = self.config.max_message_bytes
         reply.encodings.extend(available_compressions())
+        reply.value_formats.extend(self.tree_formats)
         reply.max_sessions = self.config.max_sessions
         reply.active_sessions = len(self.sessions)
         return reply

@@ -95,6 +95,7 @@ class ServerSession:
         compression: CompressionConfig,
         loop: asyncio.AbstractEventLoop,
         inline: bool = False,
+        pack_trees: bool = False,
     ) -> None:
         self.id = f"s{next(_ids)}-{int(time.time()) % 100000}"
         self.client = client
@@ -103,6 +104,8 @@ class ServerSession:
         self.entry_name = entry_name
         self.limits = limits
         self.compression = compression
+        #: Write the outputs' value trees in MessagePack (the client reads it: Open.value_formats).
+        self.pack_trees = pack_trees
         self.loop = loop
         self.results = _ResultQueue()
         self.stats = SessionStats()
@@ -134,7 +137,7 @@ class ServerSession:
 
     # -- called from the worker thread -----------------------------------------
     def output(self, seq: int, exit_name: str, message: Any) -> None:
-        item = encode_output(seq, message, exit_name, self.compression)
+        item = encode_output(seq, message, exit_name, self.compression, self.pack_trees)
         if seq == 0:
             # Outside update (flush, a node's own thread): nothing to wait for.
             self.push(item)

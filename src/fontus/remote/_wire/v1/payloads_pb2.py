@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%fontus/remote/_wire/v1/payloads.proto\x12\tfontus.v1\"\x8e\x01\n\x05\x41rray\x12\r\n\x05\x64type\x18\x01 \x01(\t\x12\r\n\x05shape\x18\x02 \x03(\x03\x12\x10\n\x06inline\x18\x03 \x01(\x0cH\x00\x12\x0e\n\x04\x62lob\x18\x04 \x01(\rH\x00\x12+\n\x0b\x63ompression\x18\x05 \x01(\x0e\x32\x16.fontus.v1.Compression\x12\x10\n\x08raw_size\x18\x06 \x01(\x04\x42\x06\n\x04\x64\x61ta\"\x86\x01\n\x05Value\x12\r\n\x05kinds\x18\x01 \x01(\x0c\x12\x0c\n\x04keys\x18\x02 \x03(\t\x12\x0c\n\x04ints\x18\x03 \x03(\x12\x12\x0f\n\x07\x64oubles\x18\x04 \x03(\x01\x12\x0f\n\x07strings\x18\x05 \x03(\t\x12\x0e\n\x06octets\x18\x06 \x03(\x0c\x12 \n\x06\x61rrays\x18\x07 \x03(\x0b\x32\x10.fontus.v1.Array\"\x8a\x01\n\x0c\x41udioPayload\x12\x1f\n\x05\x61udio\x18\x01 \x01(\x0b\x32\x10.fontus.v1.Array\x12\x15\n\rsampling_rate\x18\x02 \x01(\x05\x12\x10\n\x08\x63hannels\x18\x03 \x01(\x05\x12\x14\n\x0c\x61udio_format\x18\x04 \x01(\t\x12\r\n\x05start\x18\x05 \x01(\x01\x12\x0b\n\x03\x65nd\x18\x06 \x01(\x01\"\x86\x01\n\x0cImagePayload\x12\x1f\n\x05image\x18\x01 \x01(\x0b\x32\x10.fontus.v1.Array\x12\r\n\x05width\x18\x02 \x01(\x05\x12\x0e\n\x06height\x18\x03 \x01(\x05\x12\r\n\x05\x64\x65pth\x18\x04 \x01(\x05\x12\x14\n\x0cpixel_format\x18\x05 \x01(\t\x12\x11\n\ttimestamp\x18\x06 \x01(\x01\"}\n\x0cVideoPayload\x12\'\n\x06\x66rames\x18\x01 \x03(\x0b\x32\x17.fontus.v1.ImagePayload\x12\x19\n\x11\x66rames_per_second\x18\x02 \x01(\x01\x12\r\n\x05\x63odec\x18\x03 \x01(\t\x12\r\n\x05start\x18\x04 \x01(\x01\x12\x0b\n\x03\x65nd\x18\x05 \x01(\x01\"8\n\x0c\x42ytesPayload\x12\x10\n\x06inline\x18\x01 \x01(\x0cH\x00\x12\x0e\n\x04\x62lob\x18\x02 \x01(\rH\x00\x42\x06\n\x04\x64\x61ta\"/\n\rObjectPayload\x12\x1e\n\x04\x64\x61ta\x18\x01 \x01(\x0b\x32\x10.fontus.v1.Value\"4\n\x0c\x42\x61tchPayload\x12$\n\x08messages\x18\x01 \x03(\x0b\x32\x12.fontus.v1.Message\"@\n\x0e\x43ontrolPayload\x12\x0e\n\x06signal\x18\x01 \x01(\t\x12\x1e\n\x04\x64\x61ta\x18\x02 \x01(\x0b\x32\x10.fontus.v1.Value\"2\n\rConfigPayload\x12!\n\x07\x63hanges\x18\x01 \x01(\x0b\x32\x10.fontus.v1.Value\"?\n\rCustomPayload\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12 \n\x06\x66ields\x18\x02 \x01(\x0b\x32\x10.fontus.v1.Value\"\x95\x03\n\x07Payload\x12(\n\x05\x61udio\x18\x01 \x01(\x0b\x32\x17.fontus.v1.AudioPayloadH\x00\x12(\n\x05image\x18\x02 \x01(\x0b\x32\x17.fontus.v1.ImagePayloadH\x00\x12(\n\x05video\x18\x03 \x01(\x0b\x32\x17.fontus.v1.VideoPayloadH\x00\x12(\n\x05\x62ytes\x18\x04 \x01(\x0b\x32\x17.fontus.v1.BytesPayloadH\x00\x12*\n\x06object\x18\x05 \x01(\x0b\x32\x18.fontus.v1.ObjectPayloadH\x00\x12(\n\x05\x62\x61tch\x18\x06 \x01(\x0b\x32\x17.fontus.v1.BatchPayloadH\x00\x12,\n\x07\x63ontrol\x18\x07 \x01(\x0b\x32\x19.fontus.v1.ControlPayloadH\x00\x12*\n\x06\x63onfig\x18\x08 \x01(\x0b\x32\x18.fontus.v1.ConfigPayloadH\x00\x12*\n\x06\x63ustom\x18\x0f \x01(\x0b\x32\x18.fontus.v1.CustomPayloadH\x00\x42\x06\n\x04kind\"\xef\x01\n\x07Message\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x12\n\ncreated_at\x18\x02 \x01(\x01\x12\x0f\n\x07\x63reator\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\x03\x12#\n\x07payload\x18\x05 \x01(\x0b\x32\x12.fontus.v1.Payload\x12\x1e\n\x04meta\x18\x06 \x01(\x0b\x32\x10.fontus.v1.Value\x12.\n\x06timers\x18\x07 \x03(\x0b\x32\x1e.fontus.v1.Message.TimersEntry\x1a-\n\x0bTimersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"<\n\x06Packet\x12#\n\x07message\x18\x01 \x01(\x0b\x32\x12.fontus.v1.Message\x12\r\n\x05\x62lobs\x18\x0f \x03(\x0c*N\n\x0b\x43ompression\x12\x14\n\x10\x43OMPRESSION_NONE\x10\x00\x12\x14\n\x10\x43OMPRESSION_ZSTD\x10\x01\x12\x13\n\x0f\x43OMPRESSION_LZ4\x10\x02\x42,\n\rdev.fontus.v1Z\x1b\x66ontus.dev/wire/v1;fontusv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%fontus/remote/_wire/v1/payloads.proto\x12\tfontus.v1\"\x8e\x01\n\x05\x41rray\x12\r\n\x05\x64type\x18\x01 \x01(\t\x12\r\n\x05shape\x18\x02 \x03(\x03\x12\x10\n\x06inline\x18\x03 \x01(\x0cH\x00\x12\x0e\n\x04\x62lob\x18\x04 \x01(\rH\x00\x12+\n\x0b\x63ompression\x18\x05 \x01(\x0e\x32\x16.fontus.v1.Compression\x12\x10\n\x08raw_size\x18\x06 \x01(\x04\x42\x06\n\x04\x64\x61ta\"\x97\x01\n\x05Value\x12\r\n\x05kinds\x18\x01 \x01(\x0c\x12\x0c\n\x04keys\x18\x02 \x03(\t\x12\x0c\n\x04ints\x18\x03 \x03(\x12\x12\x0f\n\x07\x64oubles\x18\x04 \x03(\x01\x12\x0f\n\x07strings\x18\x05 \x03(\t\x12\x0e\n\x06octets\x18\x06 \x03(\x0c\x12 \n\x06\x61rrays\x18\x07 \x03(\x0b\x32\x10.fontus.v1.Array\x12\x0f\n\x07msgpack\x18\x08 \x01(\x0c\"\x8a\x01\n\x0c\x41udioPayload\x12\x1f\n\x05\x61udio\x18\x01 \x01(\x0b\x32\x10.fontus.v1.Array\x12\x15\n\rsampling_rate\x18\x02 \x01(\x05\x12\x10\n\x08\x63hannels\x18\x03 \x01(\x05\x12\x14\n\x0c\x61udio_format\x18\x04 \x01(\t\x12\r\n\x05start\x18\x05 \x01(\x01\x12\x0b\n\x03\x65nd\x18\x06 \x01(\x01\"\x86\x01\n\x0cImagePayload\x12\x1f\n\x05image\x18\x01 \x01(\x0b\x32\x10.fontus.v1.Array\x12\r\n\x05width\x18\x02 \x01(\x05\x12\x0e\n\x06height\x18\x03 \x01(\x05\x12\r\n\x05\x64\x65pth\x18\x04 \x01(\x05\x12\x14\n\x0cpixel_format\x18\x05 \x01(\t\x12\x11\n\ttimestamp\x18\x06 \x01(\x01\"}\n\x0cVideoPayload\x12\'\n\x06\x66rames\x18\x01 \x03(\x0b\x32\x17.fontus.v1.ImagePayload\x12\x19\n\x11\x66rames_per_second\x18\x02 \x01(\x01\x12\r\n\x05\x63odec\x18\x03 \x01(\t\x12\r\n\x05start\x18\x04 \x01(\x01\x12\x0b\n\x03\x65nd\x18\x05 \x01(\x01\"8\n\x0c\x42ytesPayload\x12\x10\n\x06inline\x18\x01 \x01(\x0cH\x00\x12\x0e\n\x04\x62lob\x18\x02 \x01(\rH\x00\x42\x06\n\x04\x64\x61ta\"/\n\rObjectPayload\x12\x1e\n\x04\x64\x61ta\x18\x01 \x01(\x0b\x32\x10.fontus.v1.Value\"4\n\x0c\x42\x61tchPayload\x12$\n\x08messages\x18\x01 \x03(\x0b\x32\x12.fontus.v1.Message\"@\n\x0e\x43ontrolPayload\x12\x0e\n\x06signal\x18\x01 \x01(\t\x12\x1e\n\x04\x64\x61ta\x18\x02 \x01(\x0b\x32\x10.fontus.v1.Value\"2\n\rConfigPayload\x12!\n\x07\x63hanges\x18\x01 \x01(\x0b\x32\x10.fontus.v1.Value\"?\n\rCustomPayload\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12 \n\x06\x66ields\x18\x02 \x01(\x0b\x32\x10.fontus.v1.Value\"\x95\x03\n\x07Payload\x12(\n\x05\x61udio\x18\x01 \x01(\x0b\x32\x17.fontus.v1.AudioPayloadH\x00\x12(\n\x05image\x18\x02 \x01(\x0b\x32\x17.fontus.v1.ImagePayloadH\x00\x12(\n\x05video\x18\x03 \x01(\x0b\x32\x17.fontus.v1.VideoPayloadH\x00\x12(\n\x05\x62ytes\x18\x04 \x01(\x0b\x32\x17.fontus.v1.BytesPayloadH\x00\x12*\n\x06object\x18\x05 \x01(\x0b\x32\x18.fontus.v1.ObjectPayloadH\x00\x12(\n\x05\x62\x61tch\x18\x06 \x01(\x0b\x32\x17.fontus.v1.BatchPayloadH\x00\x12,\n\x07\x63ontrol\x18\x07 \x01(\x0b\x32\x19.fontus.v1.ControlPayloadH\x00\x12*\n\x06\x63onfig\x18\x08 \x01(\x0b\x32\x18.fontus.v1.ConfigPayloadH\x00\x12*\n\x06\x63ustom\x18\x0f \x01(\x0b\x32\x18.fontus.v1.CustomPayloadH\x00\x42\x06\n\x04kind\"\xef\x01\n\x07Message\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x12\n\ncreated_at\x18\x02 \x01(\x01\x12\x0f\n\x07\x63reator\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\x03\x12#\n\x07payload\x18\x05 \x01(\x0b\x32\x12.fontus.v1.Payload\x12\x1e\n\x04meta\x18\x06 \x01(\x0b\x32\x10.fontus.v1.Value\x12.\n\x06timers\x18\x07 \x03(\x0b\x32\x1e.fontus.v1.Message.TimersEntry\x1a-\n\x0bTimersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"<\n\x06Packet\x12#\n\x07message\x18\x01 \x01(\x0b\x32\x12.fontus.v1.Message\x12\r\n\x05\x62lobs\x18\x0f \x03(\x0c*N\n\x0b\x43ompression\x12\x14\n\x10\x43OMPRESSION_NONE\x10\x00\x12\x14\n\x10\x43OMPRESSION_ZSTD\x10\x01\x12\x13\n\x0f\x43OMPRESSION_LZ4\x10\x02\x42,\n\rdev.fontus.v1Z\x1b\x66ontus.dev/wire/v1;fontusv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,36 +35,36 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._serialized_options = b'\n\rdev.fontus.v1Z\033fontus.dev/wire/v1;fontusv1'
   _globals['_MESSAGE_TIMERSENTRY']._loaded_options = None
   _globals['_MESSAGE_TIMERSENTRY']._serialized_options = b'8\001'
-  _globals['_COMPRESSION']._serialized_start=1795
-  _globals['_COMPRESSION']._serialized_end=1873
+  _globals['_COMPRESSION']._serialized_start=1812
+  _globals['_COMPRESSION']._serialized_end=1890
   _globals['_ARRAY']._serialized_start=53
   _globals['_ARRAY']._serialized_end=195
   _globals['_VALUE']._serialized_start=198
-  _globals['_VALUE']._serialized_end=332
-  _globals['_AUDIOPAYLOAD']._serialized_start=335
-  _globals['_AUDIOPAYLOAD']._serialized_end=473
-  _globals['_IMAGEPAYLOAD']._serialized_start=476
-  _globals['_IMAGEPAYLOAD']._serialized_end=610
-  _globals['_VIDEOPAYLOAD']._serialized_start=612
-  _globals['_VIDEOPAYLOAD']._serialized_end=737
-  _globals['_BYTESPAYLOAD']._serialized_start=739
-  _globals['_BYTESPAYLOAD']._serialized_end=795
-  _globals['_OBJECTPAYLOAD']._serialized_start=797
-  _globals['_OBJECTPAYLOAD']._serialized_end=844
-  _globals['_BATCHPAYLOAD']._serialized_start=846
-  _globals['_BATCHPAYLOAD']._serialized_end=898
-  _globals['_CONTROLPAYLOAD']._serialized_start=900
-  _globals['_CONTROLPAYLOAD']._serialized_end=964
-  _globals['_CONFIGPAYLOAD']._serialized_start=966
-  _globals['_CONFIGPAYLOAD']._serialized_end=1016
-  _globals['_CUSTOMPAYLOAD']._serialized_start=1018
-  _globals['_CUSTOMPAYLOAD']._serialized_end=1081
-  _globals['_PAYLOAD']._serialized_start=1084
-  _globals['_PAYLOAD']._serialized_end=1489
-  _globals['_MESSAGE']._serialized_start=1492
-  _globals['_MESSAGE']._serialized_end=1731
-  _globals['_MESSAGE_TIMERSENTRY']._serialized_start=1686
-  _globals['_MESSAGE_TIMERSENTRY']._serialized_end=1731
-  _globals['_PACKET']._serialized_start=1733
-  _globals['_PACKET']._serialized_end=1793
+  _globals['_VALUE']._serialized_end=349
+  _globals['_AUDIOPAYLOAD']._serialized_start=352
+  _globals['_AUDIOPAYLOAD']._serialized_end=490
+  _globals['_IMAGEPAYLOAD']._serialized_start=493
+  _globals['_IMAGEPAYLOAD']._serialized_end=627
+  _globals['_VIDEOPAYLOAD']._serialized_start=629
+  _globals['_VIDEOPAYLOAD']._serialized_end=754
+  _globals['_BYTESPAYLOAD']._serialized_start=756
+  _globals['_BYTESPAYLOAD']._serialized_end=812
+  _globals['_OBJECTPAYLOAD']._serialized_start=814
+  _globals['_OBJECTPAYLOAD']._serialized_end=861
+  _globals['_BATCHPAYLOAD']._serialized_start=863
+  _globals['_BATCHPAYLOAD']._serialized_end=915
+  _globals['_CONTROLPAYLOAD']._serialized_start=917
+  _globals['_CONTROLPAYLOAD']._serialized_end=981
+  _globals['_CONFIGPAYLOAD']._serialized_start=983
+  _globals['_CONFIGPAYLOAD']._serialized_end=1033
+  _globals['_CUSTOMPAYLOAD']._serialized_start=1035
+  _globals['_CUSTOMPAYLOAD']._serialized_end=1098
+  _globals['_PAYLOAD']._serialized_start=1101
+  _globals['_PAYLOAD']._serialized_end=1506
+  _globals['_MESSAGE']._serialized_start=1509
+  _globals['_MESSAGE']._serialized_end=1748
+  _globals['_MESSAGE_TIMERSENTRY']._serialized_start=1703
+  _globals['_MESSAGE_TIMERSENTRY']._serialized_end=1748
+  _globals['_PACKET']._serialized_start=1750
+  _globals['_PACKET']._serialized_end=1810
 # @@protoc_insertion_point(module_scope)

@@ -34,7 +34,7 @@ class Array(_message.Message):
     def __init__(self, dtype: _Optional[str] = ..., shape: _Optional[_Iterable[int]] = ..., inline: _Optional[bytes] = ..., blob: _Optional[int] = ..., compression: _Optional[_Union[Compression, str]] = ..., raw_size: _Optional[int] = ...) -> None: ...
 
 class Value(_message.Message):
-    __slots__ = ("kinds", "keys", "ints", "doubles", "strings", "octets", "arrays")
+    __slots__ = ("kinds", "keys", "ints", "doubles", "strings", "octets", "arrays", "msgpack")
     KINDS_FIELD_NUMBER: _ClassVar[int]
     KEYS_FIELD_NUMBER: _ClassVar[int]
     INTS_FIELD_NUMBER: _ClassVar[int]
@@ -42,6 +42,7 @@ class Value(_message.Message):
     STRINGS_FIELD_NUMBER: _ClassVar[int]
     OCTETS_FIELD_NUMBER: _ClassVar[int]
     ARRAYS_FIELD_NUMBER: _ClassVar[int]
+    MSGPACK_FIELD_NUMBER: _ClassVar[int]
     kinds: bytes
     keys: _containers.RepeatedScalarFieldContainer[str]
     ints: _containers.RepeatedScalarFieldContainer[int]
@@ -49,7 +50,8 @@ class Value(_message.Message):
     strings: _containers.RepeatedScalarFieldContainer[str]
     octets: _containers.RepeatedScalarFieldContainer[bytes]
     arrays: _containers.RepeatedCompositeFieldContainer[Array]
-    def __init__(self, kinds: _Optional[bytes] = ..., keys: _Optional[_Iterable[str]] = ..., ints: _Optional[_Iterable[int]] = ..., doubles: _Optional[_Iterable[float]] = ..., strings: _Optional[_Iterable[str]] = ..., octets: _Optional[_Iterable[bytes]] = ..., arrays: _Optional[_Iterable[_Union[Array, _Mapping]]] = ...) -> None: ...
+    msgpack: bytes
+    def __init__(self, kinds: _Optional[bytes] = ..., keys: _Optional[_Iterable[str]] = ..., ints: _Optional[_Iterable[int]] = ..., doubles: _Optional[_Iterable[float]] = ..., strings: _Optional[_Iterable[str]] = ..., octets: _Optional[_Iterable[bytes]] = ..., arrays: _Optional[_Iterable[_Union[Array, _Mapping]]] = ..., msgpack: _Optional[bytes] = ...) -> None: ...
 
 class AudioPayload(_message.Message):
     __slots__ = ("audio", "sampling_rate", "channels", "audio_format", "start", "end")

@@ -26,7 +26,7 @@ _sym_db = _symbol_database.Default()
 from fontus.remote._wire.v1 import payloads_pb2 as fontus_dot_remote_dot___wire_dot_v1_dot_payloads__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$fontus/remote/_wire/v1/session.proto\x12\tfontus.v1\x1a%fontus/remote/_wire/v1/payloads.proto\"\xbc\x01\n\x0b\x43lientFrame\x12\x1f\n\x04open\x18\x01 \x01(\x0b\x32\x0f.fontus.v1.OpenH\x00\x12\'\n\x08requests\x18\x02 \x01(\x0b\x32\x13.fontus.v1.RequestsH\x00\x12)\n\tconfigure\x18\x03 \x01(\x0b\x32\x14.fontus.v1.ConfigureH\x00\x12!\n\x05\x63lose\x18\x04 \x01(\x0b\x32\x10.fontus.v1.CloseH\x00\x12\r\n\x05\x62lobs\x18\x0f \x03(\x0c\x42\x06\n\x04kind\"O\n\x08NodeSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04mark\x18\x02 \x01(\t\x12\'\n\rconfiguration\x18\x03 \x01(\x0b\x32\x10.fontus.v1.Value\"&\n\x04Link\x12\x0e\n\x06source\x18\x01 \x01(\t\x12\x0e\n\x06target\x18\x02 \x01(\t\"o\n\tGraphSpec\x12\"\n\x05nodes\x18\x01 \x03(\x0b\x32\x13.fontus.v1.NodeSpec\x12\x1e\n\x05links\x18\x02 \x03(\x0b\x32\x0f.fontus.v1.Link\x12\x0f\n\x07\x65ntries\x18\x03 \x03(\t\x12\r\n\x05\x65xits\x18\x04 \x03(\t\"\xe4\x01\n\x04Open\x12#\n\x04node\x18\x01 \x01(\x0b\x32\x13.fontus.v1.NodeSpecH\x00\x12%\n\x05graph\x18\x02 \x01(\x0b\x32\x14.fontus.v1.GraphSpecH\x00\x12\x0e\n\x06\x63lient\x18\x03 \x01(\t\x12\x0e\n\x06window\x18\x04 \x01(\r\x12\x11\n\tencodings\x18\x05 \x03(\t\x12\x0e\n\x06resume\x18\x06 \x01(\t\x12\x18\n\x10protocol_version\x18\x07 \x01(\r\x12\x13\n\x0b\x63ompression\x18\x08 \x01(\t\x12\x14\n\x0cheartbeat_ms\x18\t \x01(\rB\x08\n\x06target\"\x82\x01\n\x07Request\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12#\n\x07message\x18\x02 \x01(\x0b\x32\x12.fontus.v1.Message\x12\x12\n\ntimeout_ms\x18\x03 \x01(\r\x12\x0e\n\x06target\x18\x04 \x01(\t\x12\x0e\n\x06origin\x18\x05 \x01(\t\x12\x11\n\tblob_base\x18\x06 \x01(\r\"-\n\x08Requests\x12!\n\x05items\x18\x01 \x03(\x0b\x32\x12.fontus.v1.Request\"I\n\tConfigure\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x0c\n\x04node\x18\x02 \x01(\t\x12!\n\x07\x63hanges\x18\x03 \x01(\x0b\x32\x10.fontus.v1.Value\"\x07\n\x05\x43lose\"\xc4\x01\n\x0bServerFrame\x12#\n\x06opened\x18\x01 \x01(\x0b\x32\x11.fontus.v1.OpenedH\x00\x12%\n\x07results\x18\x02 \x01(\x0b\x32\x12.fontus.v1.ResultsH\x00\x12\'\n\x08\x64raining\x18\x03 \x01(\x0b\x32\x13.fontus.v1.DrainingH\x00\x12)\n\theartbeat\x18\x04 \x01(\x0b\x32\x14.fontus.v1.HeartbeatH\x00\x12\r\n\x05\x62lobs\x18\x0f \x03(\x0c\x42\x06\n\x04kind\" \n\tHeartbeat\x12\x13\n\x0bserver_time\x18\x01 \x01(\x01\"m\n\x0c\x41rgumentInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12!\n\x07\x64\x65\x66\x61ult\x18\x03 \x01(\x0b\x32\x10.fontus.v1.Value\x12\x10\n\x08required\x18\x04 \x01(\x08\x12\x0c\n\x04help\x18\x05 \x01(\t\"q\n\x08NodeInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04mark\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x0f\n\x07summary\x18\x04 \x01(\t\x12*\n\targuments\x18\x05 \x03(\x0b\x32\x17.fontus.v1.ArgumentInfo\"\x93\x01\n\x06Opened\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0e\n\x06window\x18\x02 \x01(\r\x12\"\n\x05nodes\x18\x03 \x03(\x0b\x32\x13.fontus.v1.NodeInfo\x12\x16\n\x0eserver_version\x18\x04 \x01(\t\x12\x14\n\x0csession_mode\x18\x05 \x01(\t\x12\x13\n\x0b\x63ompression\x18\x06 \x01(\t\";\n\x06Output\x12#\n\x07message\x18\x01 \x01(\x0b\x32\x12.fontus.v1.Message\x12\x0c\n\x04\x65xit\x18\x02 \x01(\t\";\n\x04\x44one\x12\x0f\n\x07queue_s\x18\x01 \x01(\x01\x12\x11\n\tcompute_s\x18\x02 \x01(\x01\x12\x0f\n\x07outputs\x18\x03 \x01(\r\";\n\x06\x46\x61iled\x12!\n\x04\x63ode\x18\x01 \x01(\x0e\x32\x13.fontus.v1.FailCode\x12\x0e\n\x06\x64\x65tail\x18\x02 \x01(\t\"\x9b\x01\n\x06Result\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12#\n\x06output\x18\x02 \x01(\x0b\x32\x11.fontus.v1.OutputH\x00\x12\x1f\n\x04\x64one\x18\x03 \x01(\x0b\x32\x0f.fontus.v1.DoneH\x00\x12#\n\x06\x66\x61iled\x18\x04 \x01(\x0b\x32\x11.fontus.v1.FailedH\x00\x12\x11\n\tblob_base\x18\x05 \x01(\rB\x06\n\x04kind\"+\n\x07Results\x12 \n\x05items\x18\x01 \x03(\x0b\x32\x11.fontus.v1.Result\"+\n\x08\x44raining\x12\x0f\n\x07grace_s\x18\x01 \x01(\x01\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x11\n\x0f\x44\x65scribeRequest\"\xe1\x01\n\x0b\x44\x65scription\x12\x16\n\x0eserver_version\x18\x01 \x01(\t\x12\x14\n\x0csession_mode\x18\x02 \x01(\t\x12\x0f\n\x07hosting\x18\x03 \x01(\t\x12\"\n\x05marks\x18\x04 \x03(\x0b\x32\x13.fontus.v1.NodeInfo\x12\x12\n\nmax_window\x18\x05 \x01(\r\x12\x19\n\x11max_message_bytes\x18\x06 \x01(\x04\x12\x11\n\tencodings\x18\x07 \x03(\t\x12\x14\n\x0cmax_sessions\x18\x08 \x01(\r\x12\x17\n\x0f\x61\x63tive_sessions\x18\t \x01(\r\"\x0e\n\x0cStatsRequest\"\xea\x01\n\tNodeStats\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0c\n\x04node\x18\x02 \x01(\t\x12\x0c\n\x04mark\x18\x03 \x01(\t\x12\x10\n\x08requests\x18\x04 \x01(\x04\x12\x0f\n\x07outputs\x18\x05 \x01(\x04\x12\x10\n\x08\x66\x61ilures\x18\x06 \x01(\x04\x12\x0e\n\x06p50_ms\x18\x07 \x01(\x01\x12\x0e\n\x06p99_ms\x18\x08 \x01(\x01\x12\x10\n\x08\x62ytes_in\x18\t \x01(\x04\x12\x11\n\tbytes_out\x18\n \x01(\x04\x12\x13\n\x0bqueue_depth\x18\x0b \x01(\r\x12\x0e\n\x06\x63lient\x18\x0c \x01(\t\x12\x0e\n\x06\x61\x63tive\x18\r \x01(\x08\"\xa4\x01\n\nStatsReply\x12\x10\n\x08uptime_s\x18\x01 \x01(\x01\x12\x17\n\x0f\x61\x63tive_sessions\x18\x02 \x01(\r\x12\x16\n\x0esessions_total\x18\x03 \x01(\x04\x12#\n\x05nodes\x18\x04 \x03(\x0b\x32\x14.fontus.v1.NodeStats\x12\x16\n\x0erequests_total\x18\x05 \x01(\x04\x12\x16\n\x0e\x66\x61ilures_total\x18\x06 \x01(\x04*\x7f\n\x08\x46\x61ilCode\x12\x14\n\x10\x46\x41IL_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x46\x41IL_NODE_ERROR\x10\x01\x12\x1a\n\x16\x46\x41IL_DEADLINE_EXCEEDED\x10\x02\x12\x18\n\x14\x46\x41IL_INVALID_MESSAGE\x10\x03\x12\x12\n\x0e\x46\x41IL_CANCELLED\x10\x04\x32\xc0\x01\n\x06Remote\x12=\n\x07Session\x12\x16.fontus.v1.ClientFrame\x1a\x16.fontus.v1.ServerFrame(\x01\x30\x01\x12>\n\x08\x44\x65scribe\x12\x1a.fontus.v1.DescribeRequest\x1a\x16.fontus.v1.Description\x12\x37\n\x05Stats\x12\x17.fontus.v1.StatsRequest\x1a\x15.fontus.v1.StatsReplyB,\n\rdev.fontus.v1Z\x1b\x66ontus.dev/wire/v1;fontusv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$fontus/remote/_wire/v1/session.proto\x12\tfontus.v1\x1a%fontus/remote/_wire/v1/payloads.proto\"\xbc\x01\n\x0b\x43lientFrame\x12\x1f\n\x04open\x18\x01 \x01(\x0b\x32\x0f.fontus.v1.OpenH\x00\x12\'\n\x08requests\x18\x02 \x01(\x0b\x32\x13.fontus.v1.RequestsH\x00\x12)\n\tconfigure\x18\x03 \x01(\x0b\x32\x14.fontus.v1.ConfigureH\x00\x12!\n\x05\x63lose\x18\x04 \x01(\x0b\x32\x10.fontus.v1.CloseH\x00\x12\r\n\x05\x62lobs\x18\x0f \x03(\x0c\x42\x06\n\x04kind\"O\n\x08NodeSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04mark\x18\x02 \x01(\t\x12\'\n\rconfiguration\x18\x03 \x01(\x0b\x32\x10.fontus.v1.Value\"&\n\x04Link\x12\x0e\n\x06source\x18\x01 \x01(\t\x12\x0e\n\x06target\x18\x02 \x01(\t\"o\n\tGraphSpec\x12\"\n\x05nodes\x18\x01 \x03(\x0b\x32\x13.fontus.v1.NodeSpec\x12\x1e\n\x05links\x18\x02 \x03(\x0b\x32\x0f.fontus.v1.Link\x12\x0f\n\x07\x65ntries\x18\x03 \x03(\t\x12\r\n\x05\x65xits\x18\x04 \x03(\t\"\xfb\x01\n\x04Open\x12#\n\x04node\x18\x01 \x01(\x0b\x32\x13.fontus.v1.NodeSpecH\x00\x12%\n\x05graph\x18\x02 \x01(\x0b\x32\x14.fontus.v1.GraphSpecH\x00\x12\x0e\n\x06\x63lient\x18\x03 \x01(\t\x12\x0e\n\x06window\x18\x04 \x01(\r\x12\x11\n\tencodings\x18\x05 \x03(\t\x12\x0e\n\x06resume\x18\x06 \x01(\t\x12\x18\n\x10protocol_version\x18\x07 \x01(\r\x12\x13\n\x0b\x63ompression\x18\x08 \x01(\t\x12\x14\n\x0cheartbeat_ms\x18\t \x01(\r\x12\x15\n\rvalue_formats\x18\n \x03(\tB\x08\n\x06target\"\x82\x01\n\x07Request\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12#\n\x07message\x18\x02 \x01(\x0b\x32\x12.fontus.v1.Message\x12\x12\n\ntimeout_ms\x18\x03 \x01(\r\x12\x0e\n\x06target\x18\x04 \x01(\t\x12\x0e\n\x06origin\x18\x05 \x01(\t\x12\x11\n\tblob_base\x18\x06 \x01(\r\"-\n\x08Requests\x12!\n\x05items\x18\x01 \x03(\x0b\x32\x12.fontus.v1.Request\"I\n\tConfigure\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x0c\n\x04node\x18\x02 \x01(\t\x12!\n\x07\x63hanges\x18\x03 \x01(\x0b\x32\x10.fontus.v1.Value\"\x07\n\x05\x43lose\"\xc4\x01\n\x0bServerFrame\x12#\n\x06opened\x18\x01 \x01(\x0b\x32\x11.fontus.v1.OpenedH\x00\x12%\n\x07results\x18\x02 \x01(\x0b\x32\x12.fontus.v1.ResultsH\x00\x12\'\n\x08\x64raining\x18\x03 \x01(\x0b\x32\x13.fontus.v1.DrainingH\x00\x12)\n\theartbeat\x18\x04 \x01(\x0b\x32\x14.fontus.v1.HeartbeatH\x00\x12\r\n\x05\x62lobs\x18\x0f \x03(\x0c\x42\x06\n\x04kind\" \n\tHeartbeat\x12\x13\n\x0bserver_time\x18\x01 \x01(\x01\"m\n\x0c\x41rgumentInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12!\n\x07\x64\x65\x66\x61ult\x18\x03 \x01(\x0b\x32\x10.fontus.v1.Value\x12\x10\n\x08required\x18\x04 \x01(\x08\x12\x0c\n\x04help\x18\x05 \x01(\t\"q\n\x08NodeInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04mark\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x0f\n\x07summary\x18\x04 \x01(\t\x12*\n\targuments\x18\x05 \x03(\x0b\x32\x17.fontus.v1.ArgumentInfo\"\xaa\x01\n\x06Opened\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0e\n\x06window\x18\x02 \x01(\r\x12\"\n\x05nodes\x18\x03 \x03(\x0b\x32\x13.fontus.v1.NodeInfo\x12\x16\n\x0eserver_version\x18\x04 \x01(\t\x12\x14\n\x0csession_mode\x18\x05 \x01(\t\x12\x13\n\x0b\x63ompression\x18\x06 \x01(\t\x12\x15\n\rvalue_formats\x18\x07 \x03(\t\";\n\x06Output\x12#\n\x07message\x18\x01 \x01(\x0b\x32\x12.fontus.v1.Message\x12\x0c\n\x04\x65xit\x18\x02 \x01(\t\";\n\x04\x44one\x12\x0f\n\x07queue_s\x18\x01 \x01(\x01\x12\x11\n\tcompute_s\x18\x02 \x01(\x01\x12\x0f\n\x07outputs\x18\x03 \x01(\r\";\n\x06\x46\x61iled\x12!\n\x04\x63ode\x18\x01 \x01(\x0e\x32\x13.fontus.v1.FailCode\x12\x0e\n\x06\x64\x65tail\x18\x02 \x01(\t\"\x9b\x01\n\x06Result\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12#\n\x06output\x18\x02 \x01(\x0b\x32\x11.fontus.v1.OutputH\x00\x12\x1f\n\x04\x64one\x18\x03 \x01(\x0b\x32\x0f.fontus.v1.DoneH\x00\x12#\n\x06\x66\x61iled\x18\x04 \x01(\x0b\x32\x11.fontus.v1.FailedH\x00\x12\x11\n\tblob_base\x18\x05 \x01(\rB\x06\n\x04kind\"+\n\x07Results\x12 \n\x05items\x18\x01 \x03(\x0b\x32\x11.fontus.v1.Result\"+\n\x08\x44raining\x12\x0f\n\x07grace_s\x18\x01 \x01(\x01\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x11\n\x0f\x44\x65scribeRequest\"\xf8\x01\n\x0b\x44\x65scription\x12\x16\n\x0eserver_version\x18\x01 \x01(\t\x12\x14\n\x0csession_mode\x18\x02 \x01(\t\x12\x0f\n\x07hosting\x18\x03 \x01(\t\x12\"\n\x05marks\x18\x04 \x03(\x0b\x32\x13.fontus.v1.NodeInfo\x12\x12\n\nmax_window\x18\x05 \x01(\r\x12\x19\n\x11max_message_bytes\x18\x06 \x01(\x04\x12\x11\n\tencodings\x18\x07 \x03(\t\x12\x14\n\x0cmax_sessions\x18\x08 \x01(\r\x12\x17\n\x0f\x61\x63tive_sessions\x18\t \x01(\r\x12\x15\n\rvalue_formats\x18\n \x03(\t\"\x0e\n\x0cStatsRequest\"\xea\x01\n\tNodeStats\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0c\n\x04node\x18\x02 \x01(\t\x12\x0c\n\x04mark\x18\x03 \x01(\t\x12\x10\n\x08requests\x18\x04 \x01(\x04\x12\x0f\n\x07outputs\x18\x05 \x01(\x04\x12\x10\n\x08\x66\x61ilures\x18\x06 \x01(\x04\x12\x0e\n\x06p50_ms\x18\x07 \x01(\x01\x12\x0e\n\x06p99_ms\x18\x08 \x01(\x01\x12\x10\n\x08\x62ytes_in\x18\t \x01(\x04\x12\x11\n\tbytes_out\x18\n \x01(\x04\x12\x13\n\x0bqueue_depth\x18\x0b \x01(\r\x12\x0e\n\x06\x63lient\x18\x0c \x01(\t\x12\x0e\n\x06\x61\x63tive\x18\r \x01(\x08\"\xa4\x01\n\nStatsReply\x12\x10\n\x08uptime_s\x18\x01 \x01(\x01\x12\x17\n\x0f\x61\x63tive_sessions\x18\x02 \x01(\r\x12\x16\n\x0esessions_total\x18\x03 \x01(\x04\x12#\n\x05nodes\x18\x04 \x03(\x0b\x32\x14.fontus.v1.NodeStats\x12\x16\n\x0erequests_total\x18\x05 \x01(\x04\x12\x16\n\x0e\x66\x61ilures_total\x18\x06 \x01(\x04*\x7f\n\x08\x46\x61ilCode\x12\x14\n\x10\x46\x41IL_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x46\x41IL_NODE_ERROR\x10\x01\x12\x1a\n\x16\x46\x41IL_DEADLINE_EXCEEDED\x10\x02\x12\x18\n\x14\x46\x41IL_INVALID_MESSAGE\x10\x03\x12\x12\n\x0e\x46\x41IL_CANCELLED\x10\x04\x32\xc0\x01\n\x06Remote\x12=\n\x07Session\x12\x16.fontus.v1.ClientFrame\x1a\x16.fontus.v1.ServerFrame(\x01\x30\x01\x12>\n\x08\x44\x65scribe\x12\x1a.fontus.v1.DescribeRequest\x1a\x16.fontus.v1.Description\x12\x37\n\x05Stats\x12\x17.fontus.v1.StatsRequest\x1a\x15.fontus.v1.StatsReplyB,\n\rdev.fontus.v1Z\x1b\x66ontus.dev/wire/v1;fontusv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,8 +34,8 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'fontus.remote._wire.v1.sess
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\rdev.fontus.v1Z\033fontus.dev/wire/v1;fontusv1'
-  _globals['_FAILCODE']._serialized_start=2717
-  _globals['_FAILCODE']._serialized_end=2844
+  _globals['_FAILCODE']._serialized_start=2786
+  _globals['_FAILCODE']._serialized_end=2913
   _globals['_CLIENTFRAME']._serialized_start=91
   _globals['_CLIENTFRAME']._serialized_end=279
   _globals['_NODESPEC']._serialized_start=281
@@ -45,47 +45,47 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GRAPHSPEC']._serialized_start=402
   _globals['_GRAPHSPEC']._serialized_end=513
   _globals['_OPEN']._serialized_start=516
-  _globals['_OPEN']._serialized_end=744
-  _globals['_REQUEST']._serialized_start=747
-  _globals['_REQUEST']._serialized_end=877
-  _globals['_REQUESTS']._serialized_start=879
-  _globals['_REQUESTS']._serialized_end=924
-  _globals['_CONFIGURE']._serialized_start=926
-  _globals['_CONFIGURE']._serialized_end=999
-  _globals['_CLOSE']._serialized_start=1001
-  _globals['_CLOSE']._serialized_end=1008
-  _globals['_SERVERFRAME']._serialized_start=1011
-  _globals['_SERVERFRAME']._serialized_end=1207
-  _globals['_HEARTBEAT']._serialized_start=1209
-  _globals['_HEARTBEAT']._serialized_end=1241
-  _globals['_ARGUMENTINFO']._serialized_start=1243
-  _globals['_ARGUMENTINFO']._serialized_end=1352
-  _globals['_NODEINFO']._serialized_start=1354
-  _globals['_NODEINFO']._serialized_end=1467
-  _globals['_OPENED']._serialized_start=1470
-  _globals['_OPENED']._serialized_end=1617
-  _globals['_OUTPUT']._serialized_start=1619
-  _globals['_OUTPUT']._serialized_end=1678
-  _globals['_DONE']._serialized_start=1680
-  _globals['_DONE']._serialized_end=1739
-  _globals['_FAILED']._serialized_start=1741
-  _globals['_FAILED']._serialized_end=1800
-  _globals['_RESULT']._serialized_start=1803
-  _globals['_RESULT']._serialized_end=1958
-  _globals['_RESULTS']._serialized_start=1960
-  _globals['_RESULTS']._serialized_end=2003
-  _globals['_DRAINING']._serialized_start=2005
-  _globals['_DRAINING']._serialized_end=2048
-  _globals['_DESCRIBEREQUEST']._serialized_start=2050
-  _globals['_DESCRIBEREQUEST']._serialized_end=2067
-  _globals['_DESCRIPTION']._serialized_start=2070
-  _globals['_DESCRIPTION']._serialized_end=2295
-  _globals['_STATSREQUEST']._serialized_start=2297
-  _globals['_STATSREQUEST']._serialized_end=2311
-  _globals['_NODESTATS']._serialized_start=2314
-  _globals['_NODESTATS']._serialized_end=2548
-  _globals['_STATSREPLY']._serialized_start=2551
-  _globals['_STATSREPLY']._serialized_end=2715
-  _globals['_REMOTE']._serialized_start=2847
-  _globals['_REMOTE']._serialized_end=3039
+  _globals['_OPEN']._serialized_end=767
+  _globals['_REQUEST']._serialized_start=770
+  _globals['_REQUEST']._serialized_end=900
+  _globals['_REQUESTS']._serialized_start=902
+  _globals['_REQUESTS']._serialized_end=947
+  _globals['_CONFIGURE']._serialized_start=949
+  _globals['_CONFIGURE']._serialized_end=1022
+  _globals['_CLOSE']._serialized_start=1024
+  _globals['_CLOSE']._serialized_end=1031
+  _globals['_SERVERFRAME']._serialized_start=1034
+  _globals['_SERVERFRAME']._serialized_end=1230
+  _globals['_HEARTBEAT']._serialized_start=1232
+  _globals['_HEARTBEAT']._serialized_end=1264
+  _globals['_ARGUMENTINFO']._serialized_start=1266
+  _globals['_ARGUMENTINFO']._serialized_end=1375
+  _globals['_NODEINFO']._serialized_start=1377
+  _globals['_NODEINFO']._serialized_end=1490
+  _globals['_OPENED']._serialized_start=1493
+  _globals['_OPENED']._serialized_end=1663
+  _globals['_OUTPUT']._serialized_start=1665
+  _globals['_OUTPUT']._serialized_end=1724
+  _globals['_DONE']._serialized_start=1726
+  _globals['_DONE']._serialized_end=1785
+  _globals['_FAILED']._serialized_start=1787
+  _globals['_FAILED']._serialized_end=1846
+  _globals['_RESULT']._serialized_start=1849
+  _globals['_RESULT']._serialized_end=2004
+  _globals['_RESULTS']._serialized_start=2006
+  _globals['_RESULTS']._serialized_end=2049
+  _globals['_DRAINING']._serialized_start=2051
+  _globals['_DRAINING']._serialized_end=2094
+  _globals['_DESCRIBEREQUEST']._serialized_start=2096
+  _globals['_DESCRIBEREQUEST']._serialized_end=2113
+  _globals['_DESCRIPTION']._serialized_start=2116
+  _globals['_DESCRIPTION']._serialized_end=2364
+  _globals['_STATSREQUEST']._serialized_start=2366
+  _globals['_STATSREQUEST']._serialized_end=2380
+  _globals['_NODESTATS']._serialized_start=2383
+  _globals['_NODESTATS']._serialized_end=2617
+  _globals['_STATSREPLY']._serialized_start=2620
+  _globals['_STATSREPLY']._serialized_end=2784
+  _globals['_REMOTE']._serialized_start=2916
+  _globals['_REMOTE']._serialized_end=3108
 # @@protoc_insertion_point(module_scope)

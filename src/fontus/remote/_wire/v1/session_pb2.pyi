@@ -67,7 +67,7 @@ class GraphSpec(_message.Message):
     def __init__(self, nodes: _Optional[_Iterable[_Union[NodeSpec, _Mapping]]] = ..., links: _Optional[_Iterable[_Union[Link, _Mapping]]] = ..., entries: _Optional[_Iterable[str]] = ..., exits: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Open(_message.Message):
-    __slots__ = ("node", "graph", "client", "window", "encodings", "resume", "protocol_version", "compression", "heartbeat_ms")
+    __slots__ = ("node", "graph", "client", "window", "encodings", "resume", "protocol_version", "compression", "heartbeat_ms", "value_formats")
     NODE_FIELD_NUMBER: _ClassVar[int]
     GRAPH_FIELD_NUMBER: _ClassVar[int]
     CLIENT_FIELD_NUMBER: _ClassVar[int]
@@ -77,6 +77,7 @@ class Open(_message.Message):
     PROTOCOL_VERSION_FIELD_NUMBER: _ClassVar[int]
     COMPRESSION_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_MS_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FORMATS_FIELD_NUMBER: _ClassVar[int]
     node: NodeSpec
     graph: GraphSpec
     client: str
@@ -86,7 +87,8 @@ class Open(_message.Message):
     protocol_version: int
     compression: str
     heartbeat_ms: int
-    def __init__(self, node: _Optional[_Union[NodeSpec, _Mapping]] = ..., graph: _Optional[_Union[GraphSpec, _Mapping]] = ..., client: _Optional[str] = ..., window: _Optional[int] = ..., encodings: _Optional[_Iterable[str]] = ..., resume: _Optional[str] = ..., protocol_version: _Optional[int] = ..., compression: _Optional[str] = ..., heartbeat_ms: _Optional[int] = ...) -> None: ...
+    value_formats: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, node: _Optional[_Union[NodeSpec, _Mapping]] = ..., graph: _Optional[_Union[GraphSpec, _Mapping]] = ..., client: _Optional[str] = ..., window: _Optional[int] = ..., encodings: _Optional[_Iterable[str]] = ..., resume: _Optional[str] = ..., protocol_version: _Optional[int] = ..., compression: _Optional[str] = ..., heartbeat_ms: _Optional[int] = ..., value_formats: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Request(_message.Message):
     __slots__ = ("seq", "message", "timeout_ms", "target", "origin", "blob_base")
@@ -173,20 +175,22 @@ class NodeInfo(_message.Message):
     def __init__(self, name: _Optional[str] = ..., mark: _Optional[str] = ..., kind: _Optional[str] = ..., summary: _Optional[str] = ..., arguments: _Optional[_Iterable[_Union[ArgumentInfo, _Mapping]]] = ...) -> None: ...
 
 class Opened(_message.Message):
-    __slots__ = ("session_id", "window", "nodes", "server_version", "session_mode", "compression")
+    __slots__ = ("session_id", "window", "nodes", "server_version", "session_mode", "compression", "value_formats")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     WINDOW_FIELD_NUMBER: _ClassVar[int]
     NODES_FIELD_NUMBER: _ClassVar[int]
     SERVER_VERSION_FIELD_NUMBER: _ClassVar[int]
     SESSION_MODE_FIELD_NUMBER: _ClassVar[int]
     COMPRESSION_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FORMATS_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     window: int
     nodes: _containers.RepeatedCompositeFieldContainer[NodeInfo]
     server_version: str
     session_mode: str
     compression: str
-    def __init__(self, session_id: _Optional[str] = ..., window: _Optional[int] = ..., nodes: _Optional[_Iterable[_Union[NodeInfo, _Mapping]]] = ..., server_version: _Optional[str] = ..., session_mode: _Optional[str] = ..., compression: _Optional[str] = ...) -> None: ...
+    value_formats: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, session_id: _Optional[str] = ..., window: _Optional[int] = ..., nodes: _Optional[_Iterable[_Union[NodeInfo, _Mapping]]] = ..., server_version: _Optional[str] = ..., session_mode: _Optional[str] = ..., compression: _Optional[str] = ..., value_formats: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Output(_message.Message):
     __slots__ = ("message", "exit")
@@ -247,7 +251,7 @@ class DescribeRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class Description(_message.Message):
-    __slots__ = ("server_version", "session_mode", "hosting", "marks", "max_window", "max_message_bytes", "encodings", "max_sessions", "active_sessions")
+    __slots__ = ("server_version", "session_mode", "hosting", "marks", "max_window", "max_message_bytes", "encodings", "max_sessions", "active_sessions", "value_formats")
     SERVER_VERSION_FIELD_NUMBER: _ClassVar[int]
     SESSION_MODE_FIELD_NUMBER: _ClassVar[int]
     HOSTING_FIELD_NUMBER: _ClassVar[int]
@@ -257,6 +261,7 @@ class Description(_message.Message):
     ENCODINGS_FIELD_NUMBER: _ClassVar[int]
     MAX_SESSIONS_FIELD_NUMBER: _ClassVar[int]
     ACTIVE_SESSIONS_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FORMATS_FIELD_NUMBER: _ClassVar[int]
     server_version: str
     session_mode: str
     hosting: str
@@ -266,7 +271,8 @@ class Description(_message.Message):
     encodings: _containers.RepeatedScalarFieldContainer[str]
     max_sessions: int
     active_sessions: int
-    def __init__(self, server_version: _Optional[str] = ..., session_mode: _Optional[str] = ..., hosting: _Optional[str] = ..., marks: _Optional[_Iterable[_Union[NodeInfo, _Mapping]]] = ..., max_window: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., encodings: _Optional[_Iterable[str]] = ..., max_sessions: _Optional[int] = ..., active_sessions: _Optional[int] = ...) -> None: ...
+    value_formats: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, server_version: _Optional[str] = ..., session_mode: _Optional[str] = ..., hosting: _Optional[str] = ..., marks: _Optional[_Iterable[_Union[NodeInfo, _Mapping]]] = ..., max_window: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., encodings: _Optional[_Iterable[str]] = ..., max_sessions: _Optional[int] = ..., active_sessions: _Optional[int] = ..., value_formats: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class StatsRequest(_message.Message):
     __slots__ = ()

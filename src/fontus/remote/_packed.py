@@ -1,0 +1,203 @@
+"""The MessagePack form of a value tree (``fontus.v1.Value.msgpack``).
+
+The column form (``_tree.py``) is walked value by value in Python on both
+sides, about 15 µs each way for a 20-key object.  MessagePack is packed and
+parsed whole by msgpack's C code; what stays in Python is one pass that checks
+what C does not (exact types, string keys, the int64 range on writing; string
+keys, depth and the int64 range on reading) and a call per map to build its
+FrozenDict.  See decision 0010.
+
+A tree travels this way only when the peer said it reads it (``value_formats``
+in Open / Opened) and only when it holds nothing but exact ``dict``/
+``FrozenDict``, ``list``/``tuple``, ``str``, ``int`` (int64), ``float``,
+``bool``, ``None`` and ``bytes``: arrays, subclasses and anything the column
+writer must judge (and name in its error) go the column way.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from ..core._values import FrozenDict
+from ..core.errors import ConfigError, WireError
+
+try:
+    import msgpack
+except ImportError:  # pragma: no cover - the remote extra brings it
+    msgpack = None
+
+__all__ = ["ENV", "pack_tree", "tree_formats", "unpack_tree"]
+
+#: ``auto`` (default: MessagePack when msgpack is installed), ``msgpack`` (required) or
+#: ``columns`` (never offered nor written; what arrives in MessagePack is still read).
+ENV = "FONTUS_VALUE_TREES"
+_CHOICES = ("auto", "msgpack", "columns")
+
+
+def tree_formats() -> tuple[str, ...]:
+    """The value-tree forms to offer besides the columns (``value_formats`` in Open / Opened)."""
+    choice = os.environ.get(ENV, "auto").strip().lower() or "auto"
+    if choice not in _CHOICES:
+        raise ConfigError(
+            f"{ENV}={os.environ.get(ENV)!r} is not one of {', '.join(_CHOICES)} "
+            "(unset it to use MessagePack trees when msgpack is installed)"
+        )
+    if choice == "columns":
+        return ()
+    if msgpack is None:  # pragma: no cover - the remote extra brings it
+        if choice == "msgpack":
+            raise ConfigError(
+                f"{ENV}=msgpack but msgpack is not installed: pip install 'fontus[remote]', "
+                f"or set {ENV}=columns"
+            )
+        return ()
+    return ("msgpack",)
+
+
+_INT64_MIN = -(1 << 63)
+_INT64_MAX = (1 << 63) - 1
+#: Types that need no look inside: packed and read as they are.
+_LEAVES = frozenset((str, float, bool, type(None), bytes))
+
+
+def pack_tree(root: Any) -> bytes | None:
+    """``root`` (a map or list) as MessagePack, or None when it must go the column way."""
+    if not _plain(root):
+        return None
+    return msgpack.packb(root, default=_frozen, use_bin_type=True)
+
+
+def _frozen(value: Any) -> Any:
+    if type(value) is FrozenDict:
+        return value._data
+    raise TypeError(f"{type(value).__name__} cannot be packed")  # _plain let it through: a bug
+
+
+def _plain(value: Any) -> bool:
+    """Whether ``value`` holds only the exact types MessagePack carries as the column form would."""
+    t = type(value)
+    if t is FrozenDict or t is dict:
+        for key, item in value.items():
+            if type(key) is not str:
+                return False
+            t = type(item)
+            if t in _LEAVES:
+                continue
+            if t is int:
+                if _INT64_MIN <= item <= _INT64_MAX:
+                    continue
+                return False
+            if not _plain(item):
+                return False
+        return True
+    if t is list or t is tuple:
+        for item in value:
+            t = type(item)
+            if t in _LEAVES:
+                continue
+            if t is int:
+                if _INT64_MIN <= item <= _INT64_MAX:
+                    continue
+                return False
+            if not _plain(item):
+                return False
+        return True
+    return False
+
+
+class _Duplicate(Exception):
+    def __init__(self, key: Any) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _map(pairs: list[tuple[Any, Any]]) -> FrozenDict:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[Any] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _Duplicate(key)
+            seen.add(key)
+    return FrozenDict.adopt(out)
+
+
+def _no_ext(code: int, data: bytes) -> Any:
+    raise WireError(f"MessagePack ext type {code} is not part of a value tree")
+
+
+def unpack_tree(data: bytes, path: str, depth: int, max_depth: int, *, want_map: bool) -> Any:
+    """The value the MessagePack ``data`` holds, checked as the column reader checks its trees.
+
+    ``depth`` counts the containers already around it (see WireLimits.max_depth).
+    """
+    if msgpack is None:  # pragma: no cover - the remote extra brings it
+        raise WireError(
+            f"{path}: the value tree travels as MessagePack and msgpack is not installed "
+            "here; pip install 'fontus[remote]'"
+        )
+    try:
+        value = msgpack.unpackb(
+            data, use_list=False, raw=False, object_pairs_hook=_map, ext_hook=_no_ext
+        )
+    except WireError as exc:
+        raise WireError(f"{path}: {exc}") from None
+    except _Duplicate as exc:
+        raise WireError(f"{path}: key {exc.key!r} appears twice in a map") from None
+    except msgpack.ExtraData:
+        raise WireError(f"{path}: MessagePack value tree has bytes after its root value") from None
+    except (ValueError, TypeError) as exc:  # msgpack's FormatError, StackError, bad UTF-8 ...
+        detail = str(exc) or type(exc).__name__
+        if "not allowed for map key" in detail:
+            detail = f"a map key is not a string (keys must be str): {detail}"
+        raise WireError(f"{path}: malformed MessagePack value tree: {detail}") from None
+    t = type(value)
+    if want_map and t is not FrozenDict:
+        raise WireError(f"{path}: expected a map, the MessagePack value tree holds a {_name(t)}")
+    if t is FrozenDict or t is tuple:
+        _check(value, path, depth, max_depth)
+    elif t is int and not _INT64_MIN <= value <= _INT64_MAX:
+        raise WireError(f"{path}: int {value} is outside the int64 range the wire carries")
+    elif t not in _LEAVES and t is not int:
+        raise WireError(f"{path}: a {_name(t)} cannot travel in a value tree")
+    return value
+
+
+def _check(value: Any, path: str, depth: int, max_depth: int) -> None:
+    """Refuse what msgpack lets through: deep nesting, non-string keys, ints over int64, ext values."""
+    depth += 1
+    if depth > max_depth:
+        raise WireError(f"{path}: values nested deeper than {max_depth}")
+    if type(value) is FrozenDict:
+        for key, item in value.items():
+            if type(key) is not str:
+                raise WireError(f"{path}: key {key!r} is not a string (keys must be str)")
+            t = type(item)
+            if t in _LEAVES:
+                continue
+            if t is int:
+                if _INT64_MIN <= item <= _INT64_MAX:
+                    continue
+                raise WireError(f"{path}.{key}: int {item} is outside the int64 range")
+            if t is FrozenDict or t is tuple:
+                _check(item, f"{path}.{key}", depth, max_depth)
+                continue
+            raise WireError(f"{path}.{key}: a {_name(t)} cannot travel in a value tree")
+        return
+    for i, item in enumerate(value):
+        t = type(item)
+        if t in _LEAVES:
+            continue
+        if t is int:
+            if _INT64_MIN <= item <= _INT64_MAX:
+                continue
+            raise WireError(f"{path}[{i}]: int {item} is outside the int64 range")
+        if t is FrozenDict or t is tuple:
+            _check(item, f"{path}[{i}]", depth, max_depth)
+            continue
+        raise WireError(f"{path}[{i}]: a {_name(t)} cannot travel in a value tree")
+
+
+def _name(t: type) -> str:
+    return {FrozenDict: "map", tuple: "list", type(None): "null"}.get(t, t.__name__)
