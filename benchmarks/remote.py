@@ -64,6 +64,7 @@ from fontus.remote._eventloop import event_loop_name
 from fontus.remote._eventloop import run as run_on_fontus_loop
 from fontus.remote._loop import client_loop
 from fontus.remote._packed import tree_formats
+from fontus.remote.server._heap import tune_heap
 from fontus.testing import LoopbackServer
 
 REPEATS = 3
@@ -145,7 +146,9 @@ def echo_server_main() -> int:
         await server.stop(0)
 
     exit_with_parent()
-    # The loop fontus serve runs on (uvloop when installed): the floor gets the same.
+    # What fontus serve does to its process, the floor gets too: the same event loop
+    # (uvloop when installed) and the same heap tuning for large frames.
+    tune_heap()
     run_on_fontus_loop(serve())
     return 0
 

@@ -100,6 +100,13 @@ def _add_server_options(parser: argparse.ArgumentParser) -> None:
         "(by default their requests run on the server's event loop: no thread hand-off)",
     )
     parser.add_argument(
+        "--no-heap-tuning",
+        action="store_true",
+        help="leave glibc's malloc thresholds alone (by default large frame buffers are "
+        "reused in the heap instead of mapped afresh: thousands fewer page faults per "
+        "video frame, at the price of up to 256 MiB of freed memory kept for reuse)",
+    )
+    parser.add_argument(
         "--insecure",
         action="store_true",
         help="allow plaintext on a non-loopback address (private networks only)",
@@ -238,6 +245,7 @@ def _serve(
         grace_s=args.grace,
         open_timeout_s=args.open_timeout,
         inline_light=not args.no_inline,
+        heap_tuning=not args.no_heap_tuning,
         insecure=args.insecure,
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from .._eventloop import event_loop_name, run
 from ._catalogue import Catalogue, Refusal
 from ._config import ServerConfig
+from ._heap import tune_heap
 from ._server import RemoteServer
 
 __all__ = ["Catalogue", "Refusal", "RemoteServer", "ServerConfig", "run_server"]
@@ -25,8 +26,10 @@ def run_server(
     announce: Callable[[str], None] | None = None,
 ) -> int:
     """Serve until SIGTERM/SIGINT, then drain; returns the process exit code (0 after a drain)."""
+    heap = tune_heap() if config.heap_tuning else "heap tuning off (--no-heap-tuning)"
 
     async def main() -> int:
+        log.info("%s", heap)
         server = RemoteServer(catalogue, config)
         port = await server.start()
         (announce or _print)(

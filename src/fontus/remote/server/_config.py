@@ -72,6 +72,8 @@ class ServerConfig:
     open_timeout_s: float = DEFAULT_OPEN_TIMEOUT_S
     #: Run the sessions of nodes declared ``light`` on the event loop (see decision 0009).
     inline_light: bool = True
+    #: Keep large frame buffers in the heap (glibc's mallopt; see server/_heap.py).
+    heap_tuning: bool = True
 
     def __post_init__(self) -> None:
         if self.sessions not in ("isolated", "shared"):
