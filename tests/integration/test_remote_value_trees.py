@@ -8,6 +8,7 @@ the same whichever form carried its inputs: the same as running it locally.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -23,6 +24,8 @@ Build = Callable[..., Pipeline]
 #: Bound on one pipeline run here: each takes well under a second.
 RUN_TIMEOUT_S = 30.0
 COUNT = 40
+#: How long the server's log may take to show a session's line.
+LOG_WAIT_S = 5.0
 
 
 def records() -> list[Message[Any]]:
@@ -47,7 +50,7 @@ def records() -> list[Message[Any]]:
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[LoopbackServer]:
-    with LoopbackServer(["--allow", "identity,running_sum"]) as s:
+    with LoopbackServer(["-v", "--allow", "identity,running_sum"]) as s:
         yield s
 
 
@@ -75,6 +78,20 @@ def warp_of(build: Build, server: LoopbackServer) -> tuple[Pipeline, Any]:
     return pipeline, pipeline.nodes["sum"]
 
 
+def opened_lines(server: LoopbackServer) -> list[str]:
+    """The server's log lines of sessions opened by the Warp named ``sum``."""
+    return [line for line in list(server.output) if " opened by sum@" in line]
+
+
+def last_opened(server: LoopbackServer, before: int) -> str:
+    """The line of the session opened after ``before`` such lines (the log is read by a thread)."""
+    deadline = time.monotonic() + LOG_WAIT_S
+    while len(lines := opened_lines(server)) <= before:
+        assert time.monotonic() < deadline, "the server logged no session opened by 'sum'"
+        time.sleep(0.02)
+    return lines[-1]
+
+
 def totals(pipeline: Pipeline) -> list[Any]:
     return [m.payload.to_dict() for m in pipeline.nodes["out"].messages]
 
@@ -91,9 +108,11 @@ def test_objects_through_a_server_in_msgpack_equal_the_local_run(server: Loopbac
 def test_a_warp_writes_msgpack_trees_when_its_server_reads_them(
     server: LoopbackServer, build_pipeline: Build
 ) -> None:
+    before = len(opened_lines(server))
     pipeline, warp = warp_of(build_pipeline, server)
     assert warp.pack_trees is True
     assert totals(pipeline)[-1]["total"] == sum(range(COUNT))
+    assert last_opened(server, before).endswith("outputs' value trees as MessagePack")
 
 
 def test_a_server_offering_only_columns_gets_columns_and_the_same_outputs(
@@ -111,10 +130,12 @@ def test_a_client_set_to_columns_offers_nothing_and_gets_the_same_outputs(
     server: LoopbackServer, build_pipeline: Build, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("FONTUS_VALUE_TREES", "columns")
+    before = len(opened_lines(server))
     pipeline, warp = warp_of(build_pipeline, server)
     assert warp.pack_trees is False and warp.tree_formats == ()
     frame = spb.ClientFrame.FromString(warp._open_frame())
     assert list(frame.open.value_formats) == []
+    assert last_opened(server, before).endswith("outputs' value trees as columns")
     monkeypatch.delenv("FONTUS_VALUE_TREES")
     reference, _ = warp_of(build_pipeline, server)
     assert totals(pipeline) == totals(reference)

@@ -300,12 +300,13 @@ class RemoteServer:
         if self.metrics is not None:
             self.metrics.opened(session)
         log.info(
-            "session %s opened by %s: %s, window %d, %s",
+            "session %s opened by %s: %s, window %d, %s, outputs' value trees as %s",
             session.id,
             session.client,
             ", ".join(f"{n.name}={n.spec.mark}" for n in plan.nodes),
             window,
             "light: on the event loop" if session.inline else "on a worker thread",
+            "MessagePack" if session.pack_trees else "columns",
         )
         return session, release
 
