@@ -15,11 +15,11 @@ asyncio's own loop runs and nothing else changes.
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from ..core.errors import ConfigError
+from ._env import env_choice
 
 __all__ = ["ENV", "event_loop_name", "new_event_loop", "run"]
 
@@ -30,12 +30,7 @@ T = TypeVar("T")
 
 
 def _factory() -> tuple[str, Callable[[], asyncio.AbstractEventLoop]]:
-    choice = os.environ.get(ENV, "auto").strip().lower() or "auto"
-    if choice not in _CHOICES:
-        raise ConfigError(
-            f"{ENV}={os.environ.get(ENV)!r} is not one of {', '.join(_CHOICES)} "
-            "(unset it to use uvloop when installed)"
-        )
+    choice = env_choice(ENV, _CHOICES, "use uvloop when installed")
     if choice == "asyncio":
         return "asyncio", asyncio.new_event_loop
     try:

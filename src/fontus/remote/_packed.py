@@ -16,11 +16,11 @@ writer must judge (and name in its error) go the column way.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from ..core._values import FrozenDict
 from ..core.errors import ConfigError, WireError
+from ._env import env_choice
 
 try:
     import msgpack
@@ -37,12 +37,7 @@ _CHOICES = ("auto", "msgpack", "columns")
 
 def tree_formats() -> tuple[str, ...]:
     """The value-tree forms to offer besides the columns (``value_formats`` in Open / Opened)."""
-    choice = os.environ.get(ENV, "auto").strip().lower() or "auto"
-    if choice not in _CHOICES:
-        raise ConfigError(
-            f"{ENV}={os.environ.get(ENV)!r} is not one of {', '.join(_CHOICES)} "
-            "(unset it to use MessagePack trees when msgpack is installed)"
-        )
+    choice = env_choice(ENV, _CHOICES, "use MessagePack trees when msgpack is installed")
     if choice == "columns":
         return ()
     if msgpack is None:  # pragma: no cover - the remote extra brings it
@@ -78,32 +73,21 @@ def _plain(value: Any) -> bool:
     """Whether ``value`` holds only the exact types MessagePack carries as the column form would."""
     t = type(value)
     if t is FrozenDict or t is dict:
-        for key, item in value.items():
+        for key in value:
             if type(key) is not str:
                 return False
-            t = type(item)
-            if t in _LEAVES:
-                continue
-            if t is int:
-                if _INT64_MIN <= item <= _INT64_MAX:
-                    continue
-                return False
-            if not _plain(item):
-                return False
-        return True
-    if t is list or t is tuple:
-        for item in value:
-            t = type(item)
-            if t in _LEAVES:
-                continue
-            if t is int:
-                if _INT64_MIN <= item <= _INT64_MAX:
-                    continue
-                return False
-            if not _plain(item):
-                return False
-        return True
-    return False
+        items = value.values()
+    elif t is list or t is tuple:
+        items = value
+    else:
+        return False
+    for item in items:
+        t = type(item)
+        if t in _LEAVES or (t is int and _INT64_MIN <= item <= _INT64_MAX):
+            continue
+        if t is int or not _plain(item):
+            return False
+    return True
 
 
 class _Duplicate(Exception):
@@ -169,34 +153,20 @@ def _check(value: Any, path: str, depth: int, max_depth: int) -> None:
     depth += 1
     if depth > max_depth:
         raise WireError(f"{path}: values nested deeper than {max_depth}")
-    if type(value) is FrozenDict:
-        for key, item in value.items():
-            if type(key) is not str:
-                raise WireError(f"{path}: key {key!r} is not a string (keys must be str)")
-            t = type(item)
-            if t in _LEAVES:
-                continue
-            if t is int:
-                if _INT64_MIN <= item <= _INT64_MAX:
-                    continue
-                raise WireError(f"{path}.{key}: int {item} is outside the int64 range")
-            if t is FrozenDict or t is tuple:
-                _check(item, f"{path}.{key}", depth, max_depth)
-                continue
-            raise WireError(f"{path}.{key}: a {_name(t)} cannot travel in a value tree")
-        return
-    for i, item in enumerate(value):
+    is_map = type(value) is FrozenDict
+    for label, item in value.items() if is_map else enumerate(value):
+        if is_map and type(label) is not str:
+            raise WireError(f"{path}: key {label!r} is not a string (keys must be str)")
         t = type(item)
-        if t in _LEAVES:
+        if t in _LEAVES or (t is int and _INT64_MIN <= item <= _INT64_MAX):
             continue
-        if t is int:
-            if _INT64_MIN <= item <= _INT64_MAX:
-                continue
-            raise WireError(f"{path}[{i}]: int {item} is outside the int64 range")
+        where = f"{path}.{label}" if is_map else f"{path}[{label}]"
         if t is FrozenDict or t is tuple:
-            _check(item, f"{path}[{i}]", depth, max_depth)
-            continue
-        raise WireError(f"{path}[{i}]: a {_name(t)} cannot travel in a value tree")
+            _check(item, where, depth, max_depth)
+        elif t is int:
+            raise WireError(f"{where}: int {item} is outside the int64 range")
+        else:
+            raise WireError(f"{where}: a {_name(t)} cannot travel in a value tree")
 
 
 def _name(t: type) -> str:
