@@ -110,7 +110,7 @@ def test_a_warp_writes_msgpack_trees_when_its_server_reads_them(
 ) -> None:
     before = len(opened_lines(server))
     pipeline, warp = warp_of(build_pipeline, server)
-    assert warp.pack_trees is True
+    assert warp.pack_trees is True and warp.stats_extra()["value_trees"] == "msgpack"
     assert totals(pipeline)[-1]["total"] == sum(range(COUNT))
     assert last_opened(server, before).endswith("outputs' value trees as MessagePack")
 
@@ -119,7 +119,7 @@ def test_a_server_offering_only_columns_gets_columns_and_the_same_outputs(
     server: LoopbackServer, columns_server: LoopbackServer, build_pipeline: Build
 ) -> None:
     pipeline, warp = warp_of(build_pipeline, columns_server)
-    assert warp.pack_trees is False
+    assert warp.pack_trees is False and warp.stats_extra()["value_trees"] == "columns"
     reference, _ = warp_of(build_pipeline, server)
     assert totals(pipeline) == totals(reference)
     comparison = compare_node("identity", inputs=records(), server=columns_server)

@@ -846,6 +846,8 @@ class Warp(Node):
             "bytes_out": sum(link.bytes_out for link in links),
             "bytes_in": sum(link.bytes_in for link in links),
             "streams": len(conns) or 1,
+            # The form requests' value trees travel in (what the server said it reads).
+            "value_trees": "msgpack" if self.pack_trees else "columns",
             "reconnects": sum(c.reconnects for c in conns),
             "replayed": sum(c.replayed for c in conns),
             "failover_s": max((c.failover_s for c in conns), default=0.0),
