@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from fontus.core import Pipeline
-from fontus.testing import LoopbackServer
+from fontus.core import ObjectPayload, Pipeline
+from fontus.testing import LoopbackServer, run_node
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -234,3 +234,18 @@ def test_a_server_that_is_not_there_fails_at_start_saying_so(
     assert target in message
     assert "server unavailable" in message
     assert "is 'fontus serve' running there" in message
+
+
+def test_a_message_that_cannot_be_encoded_fails_alone_and_keeps_the_window(
+    catalogue_server: LoopbackServer,
+) -> None:
+    # An int beyond int64 is a fine local value but cannot travel: the Warp's update
+    # raises for that message only. With a window of 1, a slot taken before encoding
+    # and never given back would stall every later message.
+    inputs = [ObjectPayload({"n": 1}), ObjectPayload({"n": 2**70}), ObjectPayload({"n": 3})]
+    remote = {"target": catalogue_server.target, "window": 1, "timeout": 10.0}
+    run = run_node("identity", inputs=inputs, remote=remote, timeout=RUN_TIMEOUT_S)
+    assert run.result.state == "done", run.result
+    assert [m.payload["n"] for m in run.messages] == [1, 3]
+    stats = run.result.stats["node"]
+    assert stats.errors == 1, stats

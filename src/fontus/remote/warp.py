@@ -343,7 +343,10 @@ class Warp(Node):
         )
 
     def update(self, message: Message[Any]) -> None:
-        self._take_slot()
+        # Encode before taking a window slot: a message that cannot be encoded raises
+        # without holding one (the window would shrink for good), and with the window
+        # full the encoding overlaps the requests in flight.  Only this node's thread
+        # takes seqs, so they still increase in the order requests are sent.
         seq = next(self._seq)
         origin = self.origin
         target = self.routes.get(origin, "") if self.routes else ""
@@ -360,6 +363,7 @@ class Warp(Node):
                 compression=self.compression,
                 pack_trees=self.pack_trees,
             )
+        self._take_slot()
         pending = _Pending(seq, item, time.perf_counter(), self._deadline(), message)
         if len(self._conns) > 1:
             # Spread over the sessions, least loaded first; the tracker restores order.
