@@ -58,7 +58,7 @@ _LEAVES = frozenset((str, float, bool, type(None), bytes))
 
 def pack_tree(root: Any) -> bytes | None:
     """``root`` (a map or list) as MessagePack, or None when it must go the column way."""
-    if not _plain(root):
+    if msgpack is None or not _plain(root):
         return None
     return msgpack.packb(root, default=_frozen, use_bin_type=True)
 
