@@ -565,6 +565,10 @@ def deep(levels: int) -> bytes:
         (msgpack.packb("x"), r"^payload: expected a map, the MessagePack value tree holds a str$"),
         (deep(25), r"^payload(\.a){24}: values nested deeper than 24$"),
         (b"\x91" * 2000 + b"\x90", r"^payload: malformed MessagePack value tree: StackError"),
+        (
+            b"\xdf\xff\xff\xff\xff",
+            r"^payload: malformed MessagePack value tree: 4294967295 exceeds",
+        ),
     ],
     ids=[
         "duplicate key",
@@ -582,6 +586,7 @@ def deep(levels: int) -> bytes:
         "root is a string",
         "too deep",
         "deeper than msgpack's stack",
+        "a map declaring 4 billion entries",
     ],
 )
 def test_malformed_msgpack_trees_are_refused(raw: bytes, error: str) -> None:
