@@ -410,7 +410,34 @@ def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
 
 # -- frames that end the session ----------------------------------------------------------
 OVERSIZED = good_request(1, BytesPayload(b"x" * (MAX_MESSAGE_MB * 1024 * 1024)))
+
+
+def part(size: int, *, more: bool) -> bytes:
+    """A hand-made frame part of ``size`` bytes (ClientFrame.part, with part_more if ``more``)."""
+    return (b"\x68\x01" if more else b"") + b"\x72" + varint(size) + b"\0" * size
+
+
 STREAM_ENDING = {
+    "a frame in parts past --max-message-mb": (
+        [
+            open_frame(),
+            part(1 << 20, more=True),
+            part(1 << 20, more=True),
+            part(1 << 20, more=False),
+        ],
+        "RESOURCE_EXHAUSTED",
+        f"a frame in parts grew past 3145728 bytes, over the limit of {MAX_MESSAGE_MB << 20}",
+    ),
+    "a whole frame inside a frame in parts": (
+        [open_frame(), part(3, more=True), good_request(1)],
+        "INVALID_ARGUMENT",
+        "malformed frame: a whole frame arrived after 1 parts of another",
+    ),
+    "a part shorter than it declares": (
+        [open_frame(), b"\x72\x05abc"],
+        "INVALID_ARGUMENT",
+        "malformed frame: malformed frame part: declares 5 bytes, carries 3",
+    ),
     "garbage first frame": (
         [b"\x0f\x00garbage"],
         "INVALID_ARGUMENT",

@@ -9,18 +9,23 @@ field may appear anywhere; the last value wins), so no re-encoding is needed.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from ..core.errors import WireError
 from ..core.message import Message
 from ._arrays import NO_COMPRESSION, CompressionConfig
-from ._blobs import _BLOB_TAG, _varint
+from ._blobs import _BLOB_TAG, _read_varint, _varint
 from ._limits import DEFAULT_LIMITS, WireLimits
 from ._wire.v1 import session_pb2 as spb
 from .codec import WireDecoder, WireEncoder
 
 __all__ = [
+    "PART_BYTES",
     "EncodedItem",
+    "PartAssembler",
+    "PartsTooLarge",
     "decode_frame",
     "encode_done",
     "encode_failed",
@@ -28,6 +33,8 @@ __all__ = [
     "encode_request",
     "join_requests",
     "join_results",
+    "requests_in_parts",
+    "results_in_parts",
 ]
 
 _REQUESTS_TAG = bytes([(2 << 3) | 2])  # ClientFrame.requests
@@ -107,6 +114,11 @@ def encode_failed(seq: int, code: Any, detail: str) -> EncodedItem:
 
 
 def _join(items: list[EncodedItem], outer_tag: bytes, base_tag: bytes) -> bytes:
+    return b"".join(_pieces(items, outer_tag, base_tag)[0])
+
+
+def _pieces(items: list[EncodedItem], outer_tag: bytes, base_tag: bytes) -> tuple[list[Any], int]:
+    """The buffers whose concatenation is the frame carrying ``items``, and its size."""
     parts: list[Any] = []
     blob_parts: list[Any] = []
     base = 0
@@ -126,7 +138,105 @@ def _join(items: list[EncodedItem], outer_tag: bytes, base_tag: bytes) -> bytes:
         parts.append(prefix)
         parts.append(head)
         inner_size += len(prefix) + len(head)
-    return b"".join([outer_tag, _varint(inner_size), *parts, *blob_parts])
+    outer = outer_tag + _varint(inner_size)
+    blob_size = sum(memoryview(b).nbytes for b in blob_parts[2::3]) + sum(
+        len(b) for i, b in enumerate(blob_parts) if i % 3 != 2
+    )
+    return [outer, *parts, *blob_parts], len(outer) + inner_size + blob_size
+
+
+#: A frame at least this large travels in parts of this size (the last one smaller)
+#: when its reader asked for parts: the sender copies part k+1 into gRPC while the
+#: receiver's side already takes part k, two processes working at once (decision 0012).
+PART_BYTES = 2 * 1024 * 1024
+_PART_MORE = bytes([13 << 3, 1])  # ClientFrame / ServerFrame.part_more = true
+_PART_TAG = bytes([(14 << 3) | 2])  # .part
+
+
+def requests_in_parts(items: list[EncodedItem]) -> Iterator[bytes]:
+    """The ``ClientFrame`` carrying ``items``: one message, or parts when it is large.
+
+    Parts are joined one at a time, as the caller takes them: each is copied while
+    the one before travels.
+    """
+    return _in_parts(*_pieces(items, _REQUESTS_TAG, _REQUEST_BASE_TAG))
+
+
+def results_in_parts(items: list[EncodedItem]) -> Iterator[bytes]:
+    """The ``ServerFrame`` carrying ``items``: one message, or parts when it is large."""
+    return _in_parts(*_pieces(items, _RESULTS_TAG, _RESULT_BASE_TAG))
+
+
+def _in_parts(pieces: list[Any], total: int) -> Iterator[bytes]:
+    if total < PART_BYTES:
+        yield b"".join(pieces)
+        return
+    chunk: list[Any] = []
+    size = done = 0
+    for piece in pieces:
+        view = memoryview(piece).cast("B")
+        while view.nbytes:
+            take = min(view.nbytes, PART_BYTES - size)
+            chunk.append(view[:take])
+            view = view[take:]
+            size += take
+            if size == PART_BYTES:
+                done += size
+                yield _part(chunk, size, more=done < total)
+                chunk, size = [], 0
+    if size:
+        yield _part(chunk, size, more=False)
+
+
+def _part(chunk: list[Any], size: int, *, more: bool) -> bytes:
+    return b"".join([_PART_MORE if more else b"", _PART_TAG, _varint(size), *chunk])
+
+
+class PartsTooLarge(WireError):
+    """A frame sent in parts grew past the receiver's message limit."""
+
+
+class PartAssembler:
+    """Collects the parts of a frame sent in parts; whole frames pass through."""
+
+    __slots__ = ("limit", "parts", "size")
+
+    def __init__(self, limit: int) -> None:
+        #: Largest frame accepted, in bytes (the message limit applies to the whole).
+        self.limit = limit
+        self.parts: list[memoryview] = []
+        self.size = 0
+
+    def add(self, data: bytes) -> bytes | None:
+        """The frame ``data`` completes (``data`` itself when whole), or None while parts are due."""
+        first = data[:1]
+        if first != _PART_MORE[:1] and first != _PART_TAG:
+            if self.parts:
+                raise WireError(
+                    f"a whole frame arrived after {len(self.parts)} parts of another "
+                    "(a frame in parts must end with a part without part_more)"
+                )
+            return data
+        more = first == _PART_MORE[:1]
+        pos = 2 if more else 0
+        if (more and data[1:2] != _PART_MORE[1:]) or data[pos : pos + 1] != _PART_TAG:
+            raise WireError("malformed frame part: expected part_more then part, nothing else")
+        length, pos = _read_varint(data, pos + 1, len(data))
+        if pos + length != len(data):
+            raise WireError(
+                f"malformed frame part: declares {length} bytes, carries {len(data) - pos}"
+            )
+        self.size += length
+        if self.size > self.limit:
+            raise PartsTooLarge(
+                f"a frame in parts grew past {self.size} bytes, over the limit of {self.limit}"
+            )
+        self.parts.append(memoryview(data)[pos:])
+        if more:
+            return None
+        whole = b"".join(self.parts)
+        self.parts, self.size = [], 0
+        return whole
 
 
 def join_requests(items: list[EncodedItem]) -> bytes:

@@ -16,8 +16,16 @@ from typing import Any, Protocol
 import grpc
 
 from ..core.errors import RemoteError, RemoteUnavailable, WireError
+from ._channel import MAX_MESSAGE_BYTES
 from ._errors import from_status
-from ._frames import EncodedItem, decode_frame, item_decoder, join_requests
+from ._frames import (
+    EncodedItem,
+    PartAssembler,
+    decode_frame,
+    item_decoder,
+    join_requests,
+    requests_in_parts,
+)
 from ._limits import WireLimits
 from ._wire.v1 import session_pb2 as spb
 
@@ -70,6 +78,9 @@ class RemoteStream:
         self.draining: Any = None
         # Locks of node threads waiting for their request's write to start (see Warp._send).
         self._handoffs: list[threading.Lock] = []
+        #: Send large frames in parts (the server said it reads them: Opened.frame_parts).
+        self.parts_out = False
+        self._parts_in = PartAssembler(MAX_MESSAGE_BYTES)
 
     async def open(self, open_frame: bytes, timeout: float, *, wait_for_ready: bool = True) -> Any:
         """Send Open and wait for Opened; raises the mapped RemoteError on refusal.
@@ -101,6 +112,7 @@ class RemoteStream:
         if frame.WhichOneof("kind") != "opened":
             raise RemoteError(f"{self.where}: server answered Open with {frame.WhichOneof('kind')}")
         self.opened = frame.opened
+        self.parts_out = frame.opened.frame_parts
         self.last_heard = time.monotonic()
         self._tasks = [
             asyncio.create_task(self._send_loop()),
@@ -180,11 +192,12 @@ class RemoteStream:
                         break
                     batch.append(nxt)
                     size += nxt.size
-                data = join_requests(batch)
-                self.bytes_out += len(data)
-                if self._handoffs:
-                    self._hand_back()
-                await self.call.write(data)
+                parts = requests_in_parts(batch) if self.parts_out else (join_requests(batch),)
+                for data in parts:
+                    self.bytes_out += len(data)
+                    if self._handoffs:
+                        self._hand_back()
+                    await self.call.write(data)
                 if control is not None:
                     await self.call.write(control)
                 if end:
@@ -211,6 +224,9 @@ class RemoteStream:
                     break
                 self.bytes_in += len(data)
                 self.last_heard = time.monotonic()  # any frame, heartbeats included
+                data = self._parts_in.add(data)
+                if data is None:
+                    continue  # a part of a large frame: the rest follows
                 frame = spb.ServerFrame()
                 decoder = decode_frame(data, frame, self.limits)
                 kind = frame.WhichOneof("kind")

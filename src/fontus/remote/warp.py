@@ -257,6 +257,7 @@ class Warp(Node):
         op.protocol_version = 1
         op.compression = self.compression.algorithm
         op.value_formats.extend(self.tree_formats)
+        op.frame_parts = True
         op.heartbeat_ms = int(self.keepalive * 1000 / 4)
         return encoder.finish(frame)
 

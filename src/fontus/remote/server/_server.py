@@ -289,6 +289,8 @@ class RemoteServer:
             loop=asyncio.get_running_loop(),
             inline=self.config.inline_light and self.config.sessions == "isolated" and worker.light,
             pack_trees="msgpack" in self.tree_formats and "msgpack" in op.value_formats,
+            parts_out=op.frame_parts,
+            max_frame_bytes=self.config.max_message_bytes,
         )
         session.plan = plan
         # Bounded below so a client cannot make the server spin on heartbeats.
@@ -356,6 +358,7 @@ class RemoteServer:
         op.session_mode = self.config.sessions
         op.compression = session.compression.algorithm
         op.value_formats.extend(self.tree_formats)
+        op.frame_parts = True
         for node in session.plan.nodes:
             fill_node_info(op.nodes.add(), node.spec, node.name)
         return frame.SerializeToString()

@@ -23,12 +23,15 @@ from ...core.payloads import ConfigPayload
 from .._arrays import CompressionConfig
 from .._frames import (
     EncodedItem,
+    PartAssembler,
+    PartsTooLarge,
     decode_frame,
     encode_done,
     encode_failed,
     encode_output,
     item_decoder,
     join_results,
+    results_in_parts,
 )
 from .._limits import WireLimits
 from .._wire.v1 import session_pb2 as spb
@@ -96,6 +99,8 @@ class ServerSession:
         loop: asyncio.AbstractEventLoop,
         inline: bool = False,
         pack_trees: bool = False,
+        parts_out: bool = False,
+        max_frame_bytes: int = 100 * 1024 * 1024,
     ) -> None:
         self.id = f"s{next(_ids)}-{int(time.time()) % 100000}"
         self.client = client
@@ -106,6 +111,9 @@ class ServerSession:
         self.compression = compression
         #: Write the outputs' value trees in MessagePack (the client reads it: Open.value_formats).
         self.pack_trees = pack_trees
+        #: Send large result frames in parts (the client reads them: Open.frame_parts).
+        self.parts_out = parts_out
+        self._parts_in = PartAssembler(max_frame_bytes)
         self.loop = loop
         self.results = _ResultQueue()
         self.stats = SessionStats()
@@ -207,8 +215,16 @@ class ServerSession:
     async def read(self, frames: AsyncIterator[bytes]) -> None:
         """Consume client frames until half-close; errors end the stream via the result queue."""
         try:
-            async for data in frames:
-                self.stats.bytes_in += len(data)
+            async for received in frames:
+                self.stats.bytes_in += len(received)
+                try:
+                    data = self._parts_in.add(received)
+                except PartsTooLarge as exc:
+                    raise ProtocolError("RESOURCE_EXHAUSTED", str(exc)) from None
+                except WireError as exc:
+                    raise ProtocolError("INVALID_ARGUMENT", f"malformed frame: {exc}") from None
+                if data is None:
+                    continue  # a part of a large frame: the rest follows
                 if self._frame(data):
                     break
                 while self.unfinished_bytes > MAX_UNFINISHED_BYTES:
@@ -379,9 +395,9 @@ class ServerSession:
                 self.in_flight -= finals
                 if finals and self._unfinished:
                     self._finished_upto(max(b.seq for b in batch if b.final))
-                data = join_results(batch)
-                self.stats.bytes_out += len(data)
-                yield data
+                for data in results_in_parts(batch) if self.parts_out else (join_results(batch),):
+                    self.stats.bytes_out += len(data)
+                    yield data
                 self._last_out = loop.time()
         finally:
             if ticker is not None:

@@ -23,18 +23,22 @@ FAIL_INVALID_MESSAGE: FailCode
 FAIL_CANCELLED: FailCode
 
 class ClientFrame(_message.Message):
-    __slots__ = ("open", "requests", "configure", "close", "blobs")
+    __slots__ = ("open", "requests", "configure", "close", "blobs", "part_more", "part")
     OPEN_FIELD_NUMBER: _ClassVar[int]
     REQUESTS_FIELD_NUMBER: _ClassVar[int]
     CONFIGURE_FIELD_NUMBER: _ClassVar[int]
     CLOSE_FIELD_NUMBER: _ClassVar[int]
     BLOBS_FIELD_NUMBER: _ClassVar[int]
+    PART_MORE_FIELD_NUMBER: _ClassVar[int]
+    PART_FIELD_NUMBER: _ClassVar[int]
     open: Open
     requests: Requests
     configure: Configure
     close: Close
     blobs: _containers.RepeatedScalarFieldContainer[bytes]
-    def __init__(self, open: _Optional[_Union[Open, _Mapping]] = ..., requests: _Optional[_Union[Requests, _Mapping]] = ..., configure: _Optional[_Union[Configure, _Mapping]] = ..., close: _Optional[_Union[Close, _Mapping]] = ..., blobs: _Optional[_Iterable[bytes]] = ...) -> None: ...
+    part_more: bool
+    part: bytes
+    def __init__(self, open: _Optional[_Union[Open, _Mapping]] = ..., requests: _Optional[_Union[Requests, _Mapping]] = ..., configure: _Optional[_Union[Configure, _Mapping]] = ..., close: _Optional[_Union[Close, _Mapping]] = ..., blobs: _Optional[_Iterable[bytes]] = ..., part_more: bool = ..., part: _Optional[bytes] = ...) -> None: ...
 
 class NodeSpec(_message.Message):
     __slots__ = ("name", "mark", "configuration")
@@ -67,7 +71,7 @@ class GraphSpec(_message.Message):
     def __init__(self, nodes: _Optional[_Iterable[_Union[NodeSpec, _Mapping]]] = ..., links: _Optional[_Iterable[_Union[Link, _Mapping]]] = ..., entries: _Optional[_Iterable[str]] = ..., exits: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Open(_message.Message):
-    __slots__ = ("node", "graph", "client", "window", "encodings", "resume", "protocol_version", "compression", "heartbeat_ms", "value_formats")
+    __slots__ = ("node", "graph", "client", "window", "encodings", "resume", "protocol_version", "compression", "heartbeat_ms", "value_formats", "frame_parts")
     NODE_FIELD_NUMBER: _ClassVar[int]
     GRAPH_FIELD_NUMBER: _ClassVar[int]
     CLIENT_FIELD_NUMBER: _ClassVar[int]
@@ -78,6 +82,7 @@ class Open(_message.Message):
     COMPRESSION_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_MS_FIELD_NUMBER: _ClassVar[int]
     VALUE_FORMATS_FIELD_NUMBER: _ClassVar[int]
+    FRAME_PARTS_FIELD_NUMBER: _ClassVar[int]
     node: NodeSpec
     graph: GraphSpec
     client: str
@@ -88,7 +93,8 @@ class Open(_message.Message):
     compression: str
     heartbeat_ms: int
     value_formats: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, node: _Optional[_Union[NodeSpec, _Mapping]] = ..., graph: _Optional[_Union[GraphSpec, _Mapping]] = ..., client: _Optional[str] = ..., window: _Optional[int] = ..., encodings: _Optional[_Iterable[str]] = ..., resume: _Optional[str] = ..., protocol_version: _Optional[int] = ..., compression: _Optional[str] = ..., heartbeat_ms: _Optional[int] = ..., value_formats: _Optional[_Iterable[str]] = ...) -> None: ...
+    frame_parts: bool
+    def __init__(self, node: _Optional[_Union[NodeSpec, _Mapping]] = ..., graph: _Optional[_Union[GraphSpec, _Mapping]] = ..., client: _Optional[str] = ..., window: _Optional[int] = ..., encodings: _Optional[_Iterable[str]] = ..., resume: _Optional[str] = ..., protocol_version: _Optional[int] = ..., compression: _Optional[str] = ..., heartbeat_ms: _Optional[int] = ..., value_formats: _Optional[_Iterable[str]] = ..., frame_parts: bool = ...) -> None: ...
 
 class Request(_message.Message):
     __slots__ = ("seq", "message", "timeout_ms", "target", "origin", "blob_base")
@@ -127,18 +133,22 @@ class Close(_message.Message):
     def __init__(self) -> None: ...
 
 class ServerFrame(_message.Message):
-    __slots__ = ("opened", "results", "draining", "heartbeat", "blobs")
+    __slots__ = ("opened", "results", "draining", "heartbeat", "blobs", "part_more", "part")
     OPENED_FIELD_NUMBER: _ClassVar[int]
     RESULTS_FIELD_NUMBER: _ClassVar[int]
     DRAINING_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
     BLOBS_FIELD_NUMBER: _ClassVar[int]
+    PART_MORE_FIELD_NUMBER: _ClassVar[int]
+    PART_FIELD_NUMBER: _ClassVar[int]
     opened: Opened
     results: Results
     draining: Draining
     heartbeat: Heartbeat
     blobs: _containers.RepeatedScalarFieldContainer[bytes]
-    def __init__(self, opened: _Optional[_Union[Opened, _Mapping]] = ..., results: _Optional[_Union[Results, _Mapping]] = ..., draining: _Optional[_Union[Draining, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., blobs: _Optional[_Iterable[bytes]] = ...) -> None: ...
+    part_more: bool
+    part: bytes
+    def __init__(self, opened: _Optional[_Union[Opened, _Mapping]] = ..., results: _Optional[_Union[Results, _Mapping]] = ..., draining: _Optional[_Union[Draining, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., blobs: _Optional[_Iterable[bytes]] = ..., part_more: bool = ..., part: _Optional[bytes] = ...) -> None: ...
 
 class Heartbeat(_message.Message):
     __slots__ = ("server_time",)
@@ -175,7 +185,7 @@ class NodeInfo(_message.Message):
     def __init__(self, name: _Optional[str] = ..., mark: _Optional[str] = ..., kind: _Optional[str] = ..., summary: _Optional[str] = ..., arguments: _Optional[_Iterable[_Union[ArgumentInfo, _Mapping]]] = ...) -> None: ...
 
 class Opened(_message.Message):
-    __slots__ = ("session_id", "window", "nodes", "server_version", "session_mode", "compression", "value_formats")
+    __slots__ = ("session_id", "window", "nodes", "server_version", "session_mode", "compression", "value_formats", "frame_parts")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     WINDOW_FIELD_NUMBER: _ClassVar[int]
     NODES_FIELD_NUMBER: _ClassVar[int]
@@ -183,6 +193,7 @@ class Opened(_message.Message):
     SESSION_MODE_FIELD_NUMBER: _ClassVar[int]
     COMPRESSION_FIELD_NUMBER: _ClassVar[int]
     VALUE_FORMATS_FIELD_NUMBER: _ClassVar[int]
+    FRAME_PARTS_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     window: int
     nodes: _containers.RepeatedCompositeFieldContainer[NodeInfo]
@@ -190,7 +201,8 @@ class Opened(_message.Message):
     session_mode: str
     compression: str
     value_formats: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, session_id: _Optional[str] = ..., window: _Optional[int] = ..., nodes: _Optional[_Iterable[_Union[NodeInfo, _Mapping]]] = ..., server_version: _Optional[str] = ..., session_mode: _Optional[str] = ..., compression: _Optional[str] = ..., value_formats: _Optional[_Iterable[str]] = ...) -> None: ...
+    frame_parts: bool
+    def __init__(self, session_id: _Optional[str] = ..., window: _Optional[int] = ..., nodes: _Optional[_Iterable[_Union[NodeInfo, _Mapping]]] = ..., server_version: _Optional[str] = ..., session_mode: _Optional[str] = ..., compression: _Optional[str] = ..., value_formats: _Optional[_Iterable[str]] = ..., frame_parts: bool = ...) -> None: ...
 
 class Output(_message.Message):
     __slots__ = ("message", "exit")
