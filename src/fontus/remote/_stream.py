@@ -80,6 +80,9 @@ class RemoteStream:
         self._handoffs: list[threading.Lock] = []
         #: Send large frames in parts (the server said it reads them: Opened.frame_parts).
         self.parts_out = False
+        # Requests written and not yet answered: parts pay off only for a frame sent
+        # alone (see _send_loop).
+        self._unanswered = 0
         self._parts_in = PartAssembler(MAX_MESSAGE_BYTES)
 
     async def open(self, open_frame: bytes, timeout: float, *, wait_for_ready: bool = True) -> Any:
@@ -192,7 +195,16 @@ class RemoteStream:
                         break
                     batch.append(nxt)
                     size += nxt.size
-                parts = requests_in_parts(batch) if self.parts_out else (join_requests(batch),)
+                # In parts only when nothing else is on the way: then each part is copied
+                # while the one before travels.  With requests in flight the two processes
+                # are busy anyway, and the receiver's join of the parts is a copy more.
+                alone = not self._unanswered and queue.empty()
+                parts = (
+                    requests_in_parts(batch)
+                    if self.parts_out and alone
+                    else (join_requests(batch),)
+                )
+                self._unanswered += len(batch)
                 for data in parts:
                     self.bytes_out += len(data)
                     if self._handoffs:
@@ -237,8 +249,11 @@ class RemoteStream:
                             sink.on_output(r.seq, r.output.exit, _OutputDecode(decoder, r))
                         elif which == "done":
                             d = r.done
+                            # (a Configure's answer too: a hint for _send_loop, so never < 0)
+                            self._unanswered = max(0, self._unanswered - 1)
                             sink.on_done(r.seq, d.queue_s, d.compute_s, d.outputs)
                         elif which == "failed":
+                            self._unanswered = max(0, self._unanswered - 1)
                             sink.on_failed(r.seq, r.failed.code, r.failed.detail)
                 elif kind == "draining":
                     self.draining = frame.draining

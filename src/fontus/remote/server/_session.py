@@ -395,7 +395,14 @@ class ServerSession:
                 self.in_flight -= finals
                 if finals and self._unfinished:
                     self._finished_upto(max(b.seq for b in batch if b.final))
-                for data in results_in_parts(batch) if self.parts_out else (join_results(batch),):
+                # In parts only for a frame of the last request in flight (its Done may
+                # follow in the next frame; at window 1, every frame): see the client's
+                # _send_loop.
+                alone = self.in_flight <= 1
+                parts = (
+                    results_in_parts(batch) if self.parts_out and alone else (join_results(batch),)
+                )
+                for data in parts:
                     self.stats.bytes_out += len(data)
                     yield data
                 self._last_out = loop.time()
