@@ -104,6 +104,28 @@ def audio_pipeline(
     )
 
 
+def test_a_server_back_without_messagepack_trees_gets_the_column_form_from_then_on(
+    servers: Callable[..., list[LoopbackServer]],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The restarted server offers no MessagePack trees (another version, or
+    # FONTUS_VALUE_TREES=columns): the Warp says so once and writes columns after it.
+    (first,) = servers(1)
+    count = 300
+    out = tmp_path / "remote.jsonl"
+    remote = {"target": first.target, "timeout": REQUEST_TIMEOUT_S}
+    pipeline = counter_pipeline(out, "running_sum", remote, count)
+    fault = restarter(servers, first, env={"FONTUS_VALUE_TREES": "columns"})
+    with caplog.at_level(logging.WARNING, logger=CONNECTION_LOGGER):
+        run = run_with_fault(pipeline, fault, after=100)
+    assert run.state == "done"
+    assert [r["payload"]["n"] for r in records(out)] == list(range(count))
+    assert run.extra["value_trees"] == "columns" and run.extra["reconnects"] >= 1
+    said = [r for r in caplog.records if "does not read MessagePack trees" in r.getMessage()]
+    assert len(said) == 1, [r.getMessage() for r in caplog.records]
+
+
 def counter_pipeline(out: Path, mark: str, remote: dict[str, Any], count: int) -> Pipeline:
     """counter {"n": i} -> rate (local delay) -> g (``mark``, remote) -> out (jsonl)."""
     return Pipeline.from_dict(
@@ -149,8 +171,8 @@ def servers() -> Iterator[Callable[..., list[LoopbackServer]]]:
     """Starts ``fontus serve`` processes (in parallel); each is resumed and killed afterwards."""
     started: list[LoopbackServer] = []
 
-    def start(n: int = 1, port: int = 0) -> list[LoopbackServer]:
-        new = [LoopbackServer(SERVE_ARGS, port=port) for _ in range(n)]
+    def start(n: int = 1, port: int = 0, env: dict[str, str] | None = None) -> list[LoopbackServer]:
+        new = [LoopbackServer(SERVE_ARGS, port=port, env=env) for _ in range(n)]
         started.extend(new)
         with ThreadPoolExecutor(n) as pool:
             list(pool.map(lambda s: s.start(), new))
@@ -162,16 +184,19 @@ def servers() -> Iterator[Callable[..., list[LoopbackServer]]]:
 
 
 def restarter(
-    servers: Callable[..., list[LoopbackServer]], server: LoopbackServer, down_s: float = DOWN_S
+    servers: Callable[..., list[LoopbackServer]],
+    server: LoopbackServer,
+    down_s: float = DOWN_S,
+    env: dict[str, str] | None = None,
 ) -> Callable[[], None]:
     """A fault: SIGKILL ``server`` (reaped, so its port is free), wait ``down_s``, start a
-    new server on the same port."""
+    new server on the same port (with ``env`` added to its environment)."""
     port = server.port
 
     def restart() -> None:
         server.kill()
         time.sleep(down_s)
-        servers(1, port=port)
+        servers(1, port=port, env=env)
 
     return restart
 

@@ -122,7 +122,7 @@ def _pieces(items: list[EncodedItem], outer_tag: bytes, base_tag: bytes) -> tupl
     parts: list[Any] = []
     blob_parts: list[Any] = []
     base = 0
-    inner_size = 0
+    inner_size = blob_size = 0
     for item in items:
         head = item.head
         if item.blobs:
@@ -130,18 +130,17 @@ def _pieces(items: list[EncodedItem], outer_tag: bytes, base_tag: bytes) -> tupl
                 head = head + base_tag + _varint(base)
             for buffer in item.blobs:
                 n = memoryview(buffer).nbytes
+                length = _varint(n)
                 blob_parts.append(_BLOB_TAG)
-                blob_parts.append(_varint(n))
+                blob_parts.append(length)
                 blob_parts.append(buffer)
+                blob_size += len(_BLOB_TAG) + len(length) + n
             base += len(item.blobs)
         prefix = _ITEM_TAG + _varint(len(head))
         parts.append(prefix)
         parts.append(head)
         inner_size += len(prefix) + len(head)
     outer = outer_tag + _varint(inner_size)
-    blob_size = sum(memoryview(b).nbytes for b in blob_parts[2::3]) + sum(
-        len(b) for i, b in enumerate(blob_parts) if i % 3 != 2
-    )
     return [outer, *parts, *blob_parts], len(outer) + inner_size + blob_size
 
 

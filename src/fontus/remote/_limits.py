@@ -6,7 +6,11 @@ from dataclasses import dataclass
 
 from ..core.errors import ConfigError
 
-__all__ = ["DEFAULT_LIMITS", "WireLimits"]
+__all__ = ["DEFAULT_LIMITS", "INT64_MAX", "INT64_MIN", "WireLimits"]
+
+#: The int range the wire carries (int64): ids, versions and value-tree ints.
+INT64_MIN = -(1 << 63)
+INT64_MAX = (1 << 63) - 1
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from typing import Any
 from ..core._values import FrozenDict
 from ..core.errors import ConfigError, WireError
 from ._env import env_choice
+from ._limits import INT64_MAX, INT64_MIN
 
 try:
     import msgpack
@@ -50,8 +51,6 @@ def tree_formats() -> tuple[str, ...]:
     return ("msgpack",)
 
 
-_INT64_MIN = -(1 << 63)
-_INT64_MAX = (1 << 63) - 1
 #: Types that need no look inside: packed and read as they are.
 _LEAVES = frozenset((str, float, bool, type(None), bytes))
 
@@ -83,7 +82,7 @@ def _plain(value: Any) -> bool:
         return False
     for item in items:
         t = type(item)
-        if t in _LEAVES or (t is int and _INT64_MIN <= item <= _INT64_MAX):
+        if t in _LEAVES or (t is int and INT64_MIN <= item <= INT64_MAX):
             continue
         if t is int or not _plain(item):
             return False
@@ -141,7 +140,7 @@ def unpack_tree(data: bytes, path: str, depth: int, max_depth: int, *, want_map:
         raise WireError(f"{path}: expected a map, the MessagePack value tree holds a {_name(t)}")
     if t is FrozenDict or t is tuple:
         _check(value, path, depth, max_depth)
-    elif t is int and not _INT64_MIN <= value <= _INT64_MAX:
+    elif t is int and not INT64_MIN <= value <= INT64_MAX:
         raise WireError(f"{path}: int {value} is outside the int64 range the wire carries")
     elif t not in _LEAVES and t is not int:
         raise WireError(f"{path}: a {_name(t)} cannot travel in a value tree")
@@ -158,7 +157,7 @@ def _check(value: Any, path: str, depth: int, max_depth: int) -> None:
         if is_map and type(label) is not str:
             raise WireError(f"{path}: key {label!r} is not a string (keys must be str)")
         t = type(item)
-        if t in _LEAVES or (t is int and _INT64_MIN <= item <= _INT64_MAX):
+        if t in _LEAVES or (t is int and INT64_MIN <= item <= INT64_MAX):
             continue
         where = f"{path}.{label}" if is_map else f"{path}[{label}]"
         if t is FrozenDict or t is tuple:

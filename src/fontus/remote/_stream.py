@@ -80,8 +80,8 @@ class RemoteStream:
         self._handoffs: list[threading.Lock] = []
         #: Send large frames in parts (the server said it reads them: Opened.frame_parts).
         self.parts_out = False
-        # Requests written and not yet answered: parts pay off only for a frame sent
-        # alone (see _send_loop).
+        # Requests and Configures written and not yet answered (each gets one Done or
+        # Failed): parts pay off only for a frame sent alone (see _send_loop).
         self._unanswered = 0
         self._parts_in = PartAssembler(MAX_MESSAGE_BYTES)
 
@@ -173,7 +173,8 @@ class RemoteStream:
                 if item is None:
                     await self.call.done_writing()
                     return
-                if isinstance(item, bytes):
+                if isinstance(item, bytes):  # a Configure
+                    self._unanswered += 1
                     await self.call.write(item)
                     self.bytes_out += len(item)
                     continue
@@ -211,6 +212,7 @@ class RemoteStream:
                         self._hand_back()
                     await self.call.write(data)
                 if control is not None:
+                    self._unanswered += 1
                     await self.call.write(control)
                 if end:
                     await self.call.done_writing()
@@ -249,11 +251,10 @@ class RemoteStream:
                             sink.on_output(r.seq, r.output.exit, _OutputDecode(decoder, r))
                         elif which == "done":
                             d = r.done
-                            # (a Configure's answer too: a hint for _send_loop, so never < 0)
-                            self._unanswered = max(0, self._unanswered - 1)
+                            self._unanswered -= 1
                             sink.on_done(r.seq, d.queue_s, d.compute_s, d.outputs)
                         elif which == "failed":
-                            self._unanswered = max(0, self._unanswered - 1)
+                            self._unanswered -= 1
                             sink.on_failed(r.seq, r.failed.code, r.failed.detail)
                 elif kind == "draining":
                     self.draining = frame.draining

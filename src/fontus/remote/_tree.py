@@ -22,14 +22,11 @@ from ..core._values import EMPTY, FrozenDict
 from ..core.errors import WireError
 from ._arrays import CompressionConfig, decode_array, encode_array
 from ._blobs import BlobWriter
-from ._limits import WireLimits
+from ._limits import INT64_MAX, INT64_MIN, WireLimits
 from ._packed import unpack_tree
 
-__all__ = ["INT64_MAX", "INT64_MIN", "read_tree", "write_tree"]
+__all__ = ["read_tree", "write_tree"]
 
-#: The int range the wire carries (int64): ids, versions and tree ints.
-INT64_MIN = -(1 << 63)
-INT64_MAX = (1 << 63) - 1
 
 NULL, TRUE, FALSE = ord("n"), ord("t"), ord("f")
 INT, DOUBLE, STRING, BYTES = ord("i"), ord("d"), ord("s"), ord("b")

@@ -37,9 +37,9 @@ from ..core.payloads import (
 )
 from ._arrays import NO_COMPRESSION, CompressionConfig, decode_array, encode_array
 from ._blobs import BlobWriter, join_with_blobs, split_blobs
-from ._limits import DEFAULT_LIMITS, WireLimits
+from ._limits import DEFAULT_LIMITS, INT64_MAX, INT64_MIN, WireLimits
 from ._packed import pack_tree
-from ._tree import INT64_MAX, INT64_MIN, read_tree, write_tree
+from ._tree import read_tree, write_tree
 from ._wire.v1 import payloads_pb2 as pb
 
 __all__ = [

@@ -19,8 +19,8 @@ operator's own choice). Other C libraries (musl, macOS) are left alone.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
+import platform
 import sys
 
 __all__ = ["MMAP_THRESHOLD", "TRIM_THRESHOLD", "tune_heap"]
@@ -49,13 +49,9 @@ def tune_heap() -> str:
     given = [name for name in _GLIBC_ENV if name in os.environ]
     if given:
         return f"heap tuning skipped: {', '.join(given)} set in the environment"
-    path = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(path) if path else ctypes.CDLL(None)
-        mallopt = libc.mallopt
-        libc.gnu_get_libc_version  # noqa: B018 - present in glibc only
-    except (OSError, AttributeError):
+    if platform.libc_ver()[0] != "glibc":
         return "heap tuning skipped: the C library is not glibc"
+    mallopt = ctypes.CDLL(None).mallopt  # the process's own C library
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     mallopt.restype = ctypes.c_int
     if not (
