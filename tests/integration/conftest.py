@@ -10,7 +10,9 @@ Helpers, as fixtures of the same names (test modules cannot import a
 conftest): ``fontus`` runs the command line, ``fontus_many`` runs several
 commands at once, ``write_pipeline`` writes a pipeline file, ``build_pipeline``
 builds an in-process pipeline whose ``collect`` sinks keep what they receive
-(``pipeline.nodes[name].messages``), ``listening`` starts a ``fontus`` command
+(``pipeline.nodes[name].messages``; with ``run_for=S`` it is also run to its
+end, which must be ``done`` within S seconds), ``open_frame`` serializes the
+Open of a raw session to one node, ``listening`` starts a ``fontus`` command
 that listens (``remotize``).  Everything listens on 127.0.0.1 only.
 """
 
@@ -32,6 +34,8 @@ import yaml
 
 from fontus.core import Message, Pipeline, Registry, Sink
 from fontus.nodes import PROCESSOR_MARKS
+from fontus.remote._frames import control_frame
+from fontus.remote._wire.v1 import session_pb2 as spb
 from fontus.testing import LoopbackServer
 
 FONTUS = [sys.executable, "-m", "fontus"]
@@ -173,9 +177,14 @@ class Collect(Sink):
 
 
 def _build_pipeline(
-    nodes: list[dict[str, Any]], links: Sequence[tuple[str, str]], *, name: str = "remote-test"
+    nodes: list[dict[str, Any]],
+    links: Sequence[tuple[str, str]],
+    *,
+    name: str = "remote-test",
+    run_for: float | None = None,
 ) -> Pipeline:
-    """An in-process pipeline of built-in marks plus ``collect``."""
+    """An in-process pipeline of built-in marks plus ``collect``; run to a ``done`` end
+    within ``run_for`` seconds when given."""
     registry = Registry()
     registry.add(Collect)
     raw = {
@@ -186,7 +195,27 @@ def _build_pipeline(
             "links": [{"from": a, "to": b} for a, b in links],
         },
     }
-    return Pipeline.from_dict(raw, registry=registry)
+    pipeline = Pipeline.from_dict(raw, registry=registry)
+    if run_for is not None:
+        pipeline.start()
+        assert pipeline.wait(run_for), f"pipeline still {pipeline.state} after {run_for}s"
+        assert pipeline.state == "done", pipeline.errors
+    return pipeline
+
+
+def _open_frame(
+    client: str, *, name: str = "identity", mark: str = "identity", frame_parts: bool = False
+) -> bytes:
+    """The Open frame of a raw session to one ``mark`` node (window 4)."""
+    frame = spb.ClientFrame()
+    op = frame.open
+    op.client = client
+    op.window = 4
+    op.protocol_version = 1
+    op.node.name = name
+    op.node.mark = mark
+    op.frame_parts = frame_parts
+    return control_frame(frame)
 
 
 @pytest.fixture(scope="session")
@@ -207,6 +236,11 @@ def write_pipeline() -> Callable[..., Path]:
 @pytest.fixture(scope="session")
 def build_pipeline() -> Callable[..., Pipeline]:
     return _build_pipeline
+
+
+@pytest.fixture(scope="session")
+def open_frame() -> Callable[..., bytes]:
+    return _open_frame
 
 
 @pytest.fixture

@@ -19,7 +19,6 @@ from fontus.core import ImagePayload, Message, Pipeline
 from fontus.remote._frames import (
     PART_BYTES,
     PartAssembler,
-    control_frame,
     decode_frame,
     encode_request,
     item_decoder,
@@ -46,18 +45,6 @@ def server() -> Iterator[LoopbackServer]:
 def frame_image(seed: int) -> ImagePayload:
     rng = np.random.default_rng(seed)
     return ImagePayload.from_array(rng.integers(0, 256, (1, FRAME_PIXELS, 3), dtype=np.uint8))
-
-
-def open_frame(frame_parts: bool) -> bytes:
-    frame = spb.ClientFrame()
-    op = frame.open
-    op.client = "parts-test"
-    op.window = 4
-    op.protocol_version = 1
-    op.node.name = "identity"
-    op.node.mark = "identity"
-    op.frame_parts = frame_parts
-    return control_frame(frame)
 
 
 def raw_session(target: str, frames: list[bytes]) -> list[bytes]:
@@ -88,7 +75,7 @@ def outputs(messages: list[bytes]) -> list[Message[Any]]:
 
 @pytest.mark.parametrize("frame_parts", [True, False], ids=["client reads parts", "whole frames"])
 def test_a_request_in_parts_comes_back_in_the_form_the_client_asked_for(
-    server: LoopbackServer, frame_parts: bool
+    server: LoopbackServer, frame_parts: bool, open_frame: Callable[..., bytes]
 ) -> None:
     images = [frame_image(1), frame_image(2)]
     requests = [
@@ -97,7 +84,9 @@ def test_a_request_in_parts_comes_back_in_the_form_the_client_asked_for(
         for part in requests_in_parts([encode_request(seq, Message(img))])
     ]
     assert len(requests) == 6 and requests[0][:2] == b"\x68\x01"  # three parts each
-    received = raw_session(server.target, [open_frame(frame_parts), *requests])
+    received = raw_session(
+        server.target, [open_frame("parts-test", frame_parts=frame_parts), *requests]
+    )
     opened = spb.ServerFrame.FromString(received[0]).opened
     assert opened.frame_parts  # the server reads parts
     large = [m for m in received[1:] if len(m) > PART_BYTES // 2]
@@ -139,10 +128,8 @@ def test_a_warp_sends_and_receives_parts(
             {"name": "out", "mark": "collect"},
         ],
         [("cam", "node"), ("node", "out")],
+        run_for=SESSION_TIMEOUT_S,
     )
-    pipeline.start()
-    assert pipeline.wait(SESSION_TIMEOUT_S), f"pipeline still {pipeline.state}"
-    assert pipeline.state == "done", pipeline.errors
     stream = pipeline.nodes["node"]._conns[0].stream
     assert stream.parts_out is True
     got = [m.payload.image.shape for m in pipeline.nodes["out"].messages]

@@ -106,10 +106,8 @@ def run_remote(build: Build, server: LoopbackServer, node: dict[str, Any]) -> li
             {"name": "out", "mark": "collect"},
         ],
         [("src", name), (name, "out")],
+        run_for=RUN_TIMEOUT_S,
     )
-    pipeline.start()
-    assert pipeline.wait(RUN_TIMEOUT_S), f"pipeline still {pipeline.state}"
-    assert pipeline.state == "done", pipeline.errors
     return [m.payload for m in pipeline.nodes["out"].messages]
 
 
@@ -197,10 +195,8 @@ def test_large_requests_of_a_light_session_go_to_its_worker_in_order(
             {"name": "out", "mark": "collect"},
         ],
         [("src", "mixed"), ("mixed", "out")],
+        run_for=RUN_TIMEOUT_S,
     )
-    pipeline.start()
-    assert pipeline.wait(RUN_TIMEOUT_S), f"pipeline still {pipeline.state}"
-    assert pipeline.state == "done", pipeline.errors
     out = [m.payload.data for m in pipeline.nodes["out"].messages]
     assert [d["n"] for d in out] == list(range(24))
     assert [d["call"] for d in out] == list(range(24))

@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from fontus.core import AudioPayload, Message
 from fontus.remote._channel import make_channel
-from fontus.remote._frames import control_frame, encode_request
+from fontus.remote._frames import encode_request
 from fontus.remote._limits import DEFAULT_LIMITS
 from fontus.remote._loop import client_loop
 from fontus.remote._stream import RemoteStream
-from fontus.remote._wire.v1 import session_pb2 as spb
 from fontus.testing import LoopbackServer
 
 #: Bound of each wait in these tests (the loopback answers in about a millisecond).
@@ -50,23 +50,12 @@ class Results:
         self.ended.append(error)
 
 
-def open_frame() -> bytes:
-    frame = spb.ClientFrame()
-    op = frame.open
-    op.client = "stream-test"
-    op.window = 4
-    op.protocol_version = 1
-    op.node.name = "n"
-    op.node.mark = "identity"
-    return control_frame(frame)
-
-
-async def hand_over(target: str, queued: bool) -> dict[str, Any]:
+async def hand_over(target: str, queued: bool, open_frame: Callable[..., bytes]) -> dict[str, Any]:
     channel = make_channel(target)
     results = Results()
     stream = RemoteStream(channel, results, "stream-test", DEFAULT_LIMITS)
     try:
-        await stream.open(open_frame(), WAIT_S)
+        await stream.open(open_frame("stream-test", name="n"), WAIT_S)
         message = Message(AudioPayload(np.zeros(320, dtype=np.float32), 16000)).freeze()
         if queued:
             stream.send(encode_request(1, message))
@@ -94,9 +83,10 @@ async def hand_over(target: str, queued: bool) -> dict[str, Any]:
 
 
 def test_the_lock_is_released_when_the_queued_request_is_written(
-    catalogue_server: LoopbackServer,
+    catalogue_server: LoopbackServer, open_frame: Callable[..., bytes]
 ) -> None:
-    seen = client_loop().submit(hand_over(catalogue_server.target, queued=True)).result(30)
+    hand = hand_over(catalogue_server.target, queued=True, open_frame=open_frame)
+    seen = client_loop().submit(hand).result(30)
     # Not at once: the writer has not taken the request yet ...
     assert seen["held_at_once"] is True
     # ... but as it starts writing it, its frame already counted in bytes_out.
@@ -106,9 +96,10 @@ def test_the_lock_is_released_when_the_queued_request_is_written(
 
 
 def test_with_nothing_queued_the_lock_is_released_at_once(
-    catalogue_server: LoopbackServer,
+    catalogue_server: LoopbackServer, open_frame: Callable[..., bytes]
 ) -> None:
     # Nothing to write (a reconnecting session dropped the request): nobody may wait.
-    seen = client_loop().submit(hand_over(catalogue_server.target, queued=False)).result(30)
+    hand = hand_over(catalogue_server.target, queued=False, open_frame=open_frame)
+    seen = client_loop().submit(hand).result(30)
     assert seen["held_at_once"] is False
     assert seen["bytes_at_release"] == 0

@@ -71,10 +71,8 @@ def warp_of(build: Build, server: LoopbackServer) -> tuple[Pipeline, Any]:
             {"name": "out", "mark": "collect"},
         ],
         [("src", "sum"), ("sum", "out")],
+        run_for=RUN_TIMEOUT_S,
     )
-    pipeline.start()
-    assert pipeline.wait(RUN_TIMEOUT_S), f"pipeline still {pipeline.state}"
-    assert pipeline.state == "done", pipeline.errors
     return pipeline, pipeline.nodes["sum"]
 
 
