@@ -204,13 +204,18 @@ def _build_pipeline(
 
 
 def _open_frame(
-    client: str, *, name: str = "identity", mark: str = "identity", frame_parts: bool = False
+    client: str,
+    *,
+    name: str = "identity",
+    mark: str = "identity",
+    frame_parts: bool = False,
+    window: int = 4,
 ) -> bytes:
-    """The Open frame of a raw session to one ``mark`` node (window 4)."""
+    """The Open frame of a raw session to one ``mark`` node."""
     frame = spb.ClientFrame()
     op = frame.open
     op.client = client
-    op.window = 4
+    op.window = window
     op.protocol_version = 1
     op.node.name = name
     op.node.mark = mark

@@ -3,7 +3,8 @@
 A Warp whose request fills the window waits in ``update`` until the client loop
 starts writing that request (``RemoteStream.release_when_writing``), so that it
 does not keep the GIL while the loop needs it.  These tests drive a stream on
-the shared client loop, as a Warp does, and check when the lock is released.
+the shared client loop, as a Warp does, and check when the lock is released,
+and how many queued requests the writer coalesces into one frame.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from fontus.remote._channel import make_channel
 from fontus.remote._frames import encode_request
 from fontus.remote._limits import DEFAULT_LIMITS
 from fontus.remote._loop import client_loop
-from fontus.remote._stream import RemoteStream
+from fontus.remote._stream import RemoteStream, coalesce_limit
+from fontus.remote._wire.v1 import session_pb2 as spb
 from fontus.testing import LoopbackServer
 
 #: Bound of each wait in these tests (the loopback answers in about a millisecond).
@@ -103,3 +105,52 @@ def test_with_nothing_queued_the_lock_is_released_at_once(
     seen = client_loop().submit(hand).result(30)
     assert seen["held_at_once"] is False
     assert seen["bytes_at_release"] == 0
+
+
+async def frames_of_queued(target: str, window: int, open_frame: Callable[..., bytes]) -> list[int]:
+    """Queue ``window`` requests at once; the number of requests in each frame written."""
+    channel = make_channel(target)
+    results = Results()
+    stream = RemoteStream(channel, results, "stream-test", DEFAULT_LIMITS)
+    sizes: list[int] = []
+    try:
+        await stream.open(open_frame("stream-test", name="n", window=window), WAIT_S)
+        write = stream.call.write
+
+        async def counting_write(data: bytes) -> None:
+            sizes.append(len(spb.ClientFrame.FromString(data).requests.items))
+            await write(data)
+
+        stream.call.write = counting_write  # the real write, counted
+        message = Message(AudioPayload(np.zeros(320, dtype=np.float32), 16000)).freeze()
+        for seq in range(1, window + 1):
+            stream.send(encode_request(seq, message))
+        deadline = asyncio.get_running_loop().time() + WAIT_S
+        while len(results.done) < window and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.001)
+        assert results.done == list(range(1, window + 1))
+        return sizes
+    finally:
+        stream.cancel()
+        await channel.close()
+
+
+def test_a_frame_carries_at_most_a_quarter_of_the_window(
+    catalogue_server: LoopbackServer, open_frame: Callable[..., bytes]
+) -> None:
+    # 32 requests queued at once go as four frames of 8, not one of 32: with several
+    # frames in flight the server works on one while the client writes the next.
+    frames = frames_of_queued(catalogue_server.target, 32, open_frame)
+    assert client_loop().submit(frames).result(30) == [8, 8, 8, 8]
+
+
+def test_a_small_window_still_coalesces_up_to_eight(
+    catalogue_server: LoopbackServer, open_frame: Callable[..., bytes]
+) -> None:
+    frames = frames_of_queued(catalogue_server.target, 4, open_frame)
+    assert client_loop().submit(frames).result(30) == [4]
+
+
+def test_the_coalescing_limit_follows_the_window() -> None:
+    got = {w: coalesce_limit(w) for w in (1, 4, 16, 32, 64, 128, 1024, 4096)}
+    assert got == {1: 8, 4: 8, 16: 8, 32: 8, 64: 16, 128: 32, 1024: 256, 4096: 256}

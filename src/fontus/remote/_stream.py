@@ -37,6 +37,16 @@ SESSION_METHOD = "/fontus.v1.Remote/Session"
 #: Requests coalesced into one frame at most (see the server's MAX_COALESCE_*).
 MAX_COALESCE_ITEMS = 256
 MAX_COALESCE_BYTES = 4 * 1024 * 1024
+#: A frame carries at most a quarter of the granted window, and never fewer than this
+#: many requests: with several frames in flight both processes work at once instead
+#: of passing the whole window back and forth as one convoy (sixth session: objects at
+#: window 32 +15% with frames of 8; frames of 4 cost more in per-frame overhead).
+MIN_COALESCE_ITEMS = 8
+
+
+def coalesce_limit(window: int) -> int:
+    """Requests per frame at most, for a session granted ``window`` requests in flight."""
+    return max(MIN_COALESCE_ITEMS, min(MAX_COALESCE_ITEMS, window // 4))
 
 
 class ResultSink(Protocol):
@@ -84,6 +94,8 @@ class RemoteStream:
         # Failed): parts pay off only for a frame sent alone (see _send_loop).
         self._unanswered = 0
         self._parts_in = PartAssembler(MAX_MESSAGE_BYTES)
+        #: Requests per frame at most (set from the granted window at open).
+        self.coalesce_items = MAX_COALESCE_ITEMS
 
     async def open(self, open_frame: bytes, timeout: float, *, wait_for_ready: bool = True) -> Any:
         """Send Open and wait for Opened; raises the mapped RemoteError on refusal.
@@ -116,6 +128,7 @@ class RemoteStream:
             raise RemoteError(f"{self.where}: server answered Open with {frame.WhichOneof('kind')}")
         self.opened = frame.opened
         self.parts_out = frame.opened.frame_parts
+        self.coalesce_items = coalesce_limit(frame.opened.window)
         self.last_heard = time.monotonic()
         self._tasks = [
             asyncio.create_task(self._send_loop()),
@@ -167,6 +180,7 @@ class RemoteStream:
 
     async def _send_loop(self) -> None:
         queue = self.queue
+        limit = self.coalesce_items
         try:
             while True:
                 item = await queue.get()
@@ -182,11 +196,7 @@ class RemoteStream:
                 size = item.size
                 end = False
                 control: bytes | None = None
-                while (
-                    not queue.empty()
-                    and len(batch) < MAX_COALESCE_ITEMS
-                    and size < MAX_COALESCE_BYTES
-                ):
+                while not queue.empty() and len(batch) < limit and size < MAX_COALESCE_BYTES:
                     nxt = queue.get_nowait()
                     if nxt is None:
                         end = True
