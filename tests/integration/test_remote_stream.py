@@ -10,8 +10,9 @@ and how many queued requests the writer coalesces into one frame.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import numpy as np
@@ -52,12 +53,24 @@ class Results:
         self.ended.append(error)
 
 
-async def hand_over(target: str, queued: bool, open_frame: Callable[..., bytes]) -> dict[str, Any]:
+@contextlib.asynccontextmanager
+async def open_stream(
+    target: str, open_frame: Callable[..., bytes], window: int = 4
+) -> AsyncIterator[tuple[RemoteStream, Results]]:
+    """A session to node ``n`` (identity) on ``target``, cancelled and closed at the end."""
     channel = make_channel(target)
     results = Results()
     stream = RemoteStream(channel, results, "stream-test", DEFAULT_LIMITS)
     try:
-        await stream.open(open_frame("stream-test", name="n"), WAIT_S)
+        await stream.open(open_frame("stream-test", name="n", window=window), WAIT_S)
+        yield stream, results
+    finally:
+        stream.cancel()
+        await channel.close()
+
+
+async def hand_over(target: str, queued: bool, open_frame: Callable[..., bytes]) -> dict[str, Any]:
+    async with open_stream(target, open_frame) as (stream, results):
         message = Message(AudioPayload(np.zeros(320, dtype=np.float32), 16000)).freeze()
         if queued:
             stream.send(encode_request(1, message))
@@ -79,9 +92,6 @@ async def hand_over(target: str, queued: bool, open_frame: Callable[..., bytes])
             "bytes_at_release": bytes_at_release,
             "done": list(results.done),
         }
-    finally:
-        stream.cancel()
-        await channel.close()
 
 
 def test_the_lock_is_released_when_the_queued_request_is_written(
@@ -109,12 +119,8 @@ def test_with_nothing_queued_the_lock_is_released_at_once(
 
 async def frames_of_queued(target: str, window: int, open_frame: Callable[..., bytes]) -> list[int]:
     """Queue ``window`` requests at once; the number of requests in each frame written."""
-    channel = make_channel(target)
-    results = Results()
-    stream = RemoteStream(channel, results, "stream-test", DEFAULT_LIMITS)
     sizes: list[int] = []
-    try:
-        await stream.open(open_frame("stream-test", name="n", window=window), WAIT_S)
+    async with open_stream(target, open_frame, window) as (stream, results):
         write = stream.call.write
 
         async def counting_write(data: bytes) -> None:
@@ -130,9 +136,6 @@ async def frames_of_queued(target: str, window: int, open_frame: Callable[..., b
             await asyncio.sleep(0.001)
         assert results.done == list(range(1, window + 1))
         return sizes
-    finally:
-        stream.cancel()
-        await channel.close()
 
 
 def test_a_frame_carries_at_most_a_quarter_of_the_window(
