@@ -22,7 +22,7 @@ from fontus.remote._channel import make_channel
 from fontus.remote._frames import encode_request
 from fontus.remote._limits import DEFAULT_LIMITS
 from fontus.remote._loop import client_loop
-from fontus.remote._stream import RemoteStream, coalesce_limit
+from fontus.remote._stream import RemoteStream
 from fontus.remote._wire.v1 import session_pb2 as spb
 from fontus.testing import LoopbackServer
 
@@ -152,8 +152,3 @@ def test_a_small_window_still_coalesces_up_to_eight(
 ) -> None:
     frames = frames_of_queued(catalogue_server.target, 4, open_frame)
     assert client_loop().submit(frames).result(30) == [4]
-
-
-def test_the_coalescing_limit_follows_the_window() -> None:
-    got = {w: coalesce_limit(w) for w in (1, 4, 16, 32, 64, 128, 1024, 4096)}
-    assert got == {1: 8, 4: 8, 16: 8, 32: 8, 64: 16, 128: 32, 1024: 256, 4096: 256}

@@ -1,4 +1,5 @@
-"""How a client stream names the way it ended (``RemoteStream._ended_error``)."""
+"""A client stream: how it names the way it ended (``RemoteStream._ended_error``), and
+how many requests it puts in one frame (``coalesce_limit``)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import grpc
 
 from fontus.core.errors import RemoteError, RemoteUnavailable
 from fontus.remote._limits import DEFAULT_LIMITS
-from fontus.remote._stream import RemoteStream
+from fontus.remote._stream import RemoteStream, coalesce_limit
 from fontus.remote._wire.v1 import session_pb2 as spb
 
 WHERE = "node 'g' (gain on 127.0.0.1:1)"
@@ -38,3 +39,8 @@ def test_other_statuses_after_draining_keep_their_meaning() -> None:
     s.draining = spb.Draining(grace_s=1.0, reason="")
     error = s._ended_error(grpc.StatusCode.UNAVAILABLE, "server is draining; reconnect")
     assert str(error) == f"{WHERE}: server unavailable (server is draining; reconnect)"
+
+
+def test_a_frame_holds_a_quarter_of_the_window_between_8_and_256_requests() -> None:
+    got = {w: coalesce_limit(w) for w in (1, 4, 16, 32, 64, 128, 1024, 4096)}
+    assert got == {1: 8, 4: 8, 16: 8, 32: 8, 64: 16, 128: 32, 1024: 256, 4096: 256}

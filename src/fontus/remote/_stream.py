@@ -38,9 +38,9 @@ SESSION_METHOD = "/fontus.v1.Remote/Session"
 MAX_COALESCE_ITEMS = 256
 MAX_COALESCE_BYTES = 4 * 1024 * 1024
 #: A frame carries at most a quarter of the granted window, and never fewer than this
-#: many requests: with several frames in flight both processes work at once instead
-#: of passing the whole window back and forth as one convoy (sixth session: objects at
-#: window 32 +15% with frames of 8; frames of 4 cost more in per-frame overhead).
+#: many requests: with several frames in flight both processes work at once instead of
+#: passing the window back and forth as one convoy; below 8, the cost per frame shows
+#: (docs/performance.md, sixth session).
 MIN_COALESCE_ITEMS = 8
 
 
@@ -94,8 +94,6 @@ class RemoteStream:
         # Failed): parts pay off only for a frame sent alone (see _send_loop).
         self._unanswered = 0
         self._parts_in = PartAssembler(MAX_MESSAGE_BYTES)
-        #: Requests per frame at most (set from the granted window at open).
-        self.coalesce_items = MAX_COALESCE_ITEMS
 
     async def open(self, open_frame: bytes, timeout: float, *, wait_for_ready: bool = True) -> Any:
         """Send Open and wait for Opened; raises the mapped RemoteError on refusal.
@@ -128,7 +126,6 @@ class RemoteStream:
             raise RemoteError(f"{self.where}: server answered Open with {frame.WhichOneof('kind')}")
         self.opened = frame.opened
         self.parts_out = frame.opened.frame_parts
-        self.coalesce_items = coalesce_limit(frame.opened.window)
         self.last_heard = time.monotonic()
         self._tasks = [
             asyncio.create_task(self._send_loop()),
@@ -180,7 +177,7 @@ class RemoteStream:
 
     async def _send_loop(self) -> None:
         queue = self.queue
-        limit = self.coalesce_items
+        limit = coalesce_limit(self.opened.window)
         try:
             while True:
                 item = await queue.get()
