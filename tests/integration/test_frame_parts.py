@@ -134,3 +134,39 @@ def test_a_warp_sends_and_receives_parts(
     assert stream.parts_out is True
     got = [m.payload.image.shape for m in pipeline.nodes["out"].messages]
     assert got == [(1080, 1920, 3)] * 5
+
+
+def result_frames(messages: list[bytes]) -> list[list[tuple[int, str]]]:
+    """(seq, kind) of the results in each of a session's result frames, parts assembled."""
+    assembler = PartAssembler(1 << 30)
+    frames = []
+    for data in messages:
+        whole = assembler.add(data)
+        if whole is None:
+            continue
+        frame = spb.ServerFrame()
+        decode_frame(whole, frame)
+        if frame.WhichOneof("kind") == "results":
+            frames.append([(r.seq, r.WhichOneof("kind")) for r in frame.results.items])
+    return frames
+
+
+@pytest.mark.parametrize("frame_parts", [True, False], ids=["in parts", "whole"])
+def test_the_done_of_a_large_output_comes_in_the_outputs_frame(
+    server: LoopbackServer, frame_parts: bool, open_frame: Callable[..., bytes]
+) -> None:
+    # A large output leaves the worker ahead of its Done (HOLD_OUTPUT_BYTES) and fills a
+    # frame past MAX_COALESCE_BYTES; its Done still rides in that frame, so the Warp can
+    # deliver the output when the frame is in rather than after a frame more.
+    requests = [
+        part
+        for seq in (1, 2)
+        for part in requests_in_parts([encode_request(seq, Message(frame_image(seq)))])
+    ]
+    received = raw_session(
+        server.target, [open_frame("done-test", frame_parts=frame_parts, window=2), *requests]
+    )
+    assert result_frames(received[1:]) == [
+        [(1, "output"), (1, "done")],
+        [(2, "output"), (2, "done")],
+    ]

@@ -125,3 +125,73 @@ def test_parts_past_the_limit_are_refused_before_joining() -> None:
         PartsTooLarge, match=r"^a frame in parts grew past \d+ bytes, over the limit"
     ):
         assembler.add(parts[2])
+
+
+def _frames(blob: int, seq: int = 1) -> tuple[bytes, list[bytes]]:
+    items = [encode_request(seq, image(blob))]
+    return join_requests(items), list(requests_in_parts(items))
+
+
+def _feed(assembler: PartAssembler, parts: list[bytes]) -> bytes | memoryview:
+    out = [assembler.add(p) for p in parts]
+    assert all(o is None for o in out[:-1])
+    assert out[-1] is not None
+    return out[-1]
+
+
+def test_a_frame_like_the_one_before_is_assembled_in_place_as_parts_arrive() -> None:
+    assembler = PartAssembler(LIMIT)
+    first_whole, first_parts = _frames(3 * PART_BYTES + 99)
+    first = _feed(assembler, first_parts)
+    assert isinstance(first, bytes) and first == first_whole  # nothing to foresee it by
+    whole, parts = _frames(3 * PART_BYTES + 99, seq=2)
+    assembler.add(parts[0])
+    # The first part is already in the frame's buffer, before the rest arrives.
+    assert assembler.buffer is not None and assembler.parts == []
+    assert bytes(assembler.buffer[: assembler.size]) == whole[: assembler.size]
+    for part in parts[1:-1]:
+        assembler.add(part)
+    got = assembler.add(parts[-1])
+    assert isinstance(got, memoryview) and got.readonly and got == whole
+    # Decoded arrays share the assembled buffer, read-only like arrays read from bytes.
+    frame = spb.ClientFrame()
+    decoder = decode_frame(got, frame)
+    array = decoder.message(frame.requests.items[0].message).payload.image
+    assert not array.flags.writeable and np.shares_memory(array, np.frombuffer(got, np.uint8))
+
+
+@pytest.mark.parametrize(
+    ("blob", "kind"),
+    [(4 * PART_BYTES, bytes), (2 * PART_BYTES - 300, memoryview), (PART_BYTES + 5, bytes)],
+    ids=["larger: joined", "a little smaller: in place", "far smaller: copied out"],
+)
+def test_frames_unlike_the_one_before_come_out_whole(blob: int, kind: type) -> None:
+    assembler = PartAssembler(LIMIT)
+    _feed(assembler, _frames(3 * PART_BYTES)[1])
+    whole, parts = _frames(blob, seq=2)
+    got = _feed(assembler, parts)
+    assert type(got) is kind and got == whole
+    # The assembler is ready for the next frame, sized by this one.
+    assert assembler.expect == len(got) and assembler.size == 0 and assembler.buffer is None
+    again, parts = _frames(blob, seq=3)
+    assert _feed(assembler, parts) == again
+
+
+def test_a_frame_over_the_limit_leaves_the_assembler_empty() -> None:
+    assembler = PartAssembler(PART_BYTES * 3)
+    _feed(assembler, _frames(2 * PART_BYTES)[1])
+    parts = _frames(PART_BYTES * 4, seq=2)[1]
+    with pytest.raises(PartsTooLarge):
+        for part in parts:
+            assembler.add(part)
+    assert assembler.size == 0 and assembler.count == 0 and assembler.buffer is None
+
+
+def test_a_writable_buffer_is_copied_before_decoding() -> None:
+    data = bytearray(join_requests([encode_request(1, image(1000))]))
+    frame = spb.ClientFrame()
+    decoder = decode_frame(memoryview(data), frame)
+    array = decoder.message(frame.requests.items[0].message).payload.image
+    before = array.copy()
+    data[-1000:] = bytes(1000)  # the caller reuses its buffer: the decoded array keeps its data
+    assert np.array_equal(array, before) and array.any()

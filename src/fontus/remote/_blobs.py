@@ -66,7 +66,7 @@ def join_with_blobs(head: bytes, blobs: BlobWriter) -> bytes:
     return b"".join(parts)
 
 
-def _read_varint(data: bytes, pos: int, end: int) -> tuple[int, int]:
+def _read_varint(data: bytes | memoryview, pos: int, end: int) -> tuple[int, int]:
     result = 0
     shift = 0
     while True:
@@ -82,7 +82,9 @@ def _read_varint(data: bytes, pos: int, end: int) -> tuple[int, int]:
             raise WireError("malformed data: a varint is longer than 10 bytes")
 
 
-def split_blobs(data: bytes, limits: WireLimits) -> tuple[bytes, list[memoryview]]:
+def split_blobs(
+    data: bytes | memoryview, limits: WireLimits
+) -> tuple[bytes | memoryview, list[memoryview]]:
     """Separate the top-level blob fields from the head; returns ``(head, blobs)``."""
     end = len(data)
     view = memoryview(data)

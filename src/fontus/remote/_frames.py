@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from ..core.errors import WireError
 from ..core.message import Message
 from ._arrays import NO_COMPRESSION, CompressionConfig
@@ -196,23 +198,41 @@ class PartsTooLarge(WireError):
 
 
 class PartAssembler:
-    """Collects the parts of a frame sent in parts; whole frames pass through."""
+    """Collects the parts of a frame sent in parts; whole frames pass through.
 
-    __slots__ = ("limit", "parts", "size")
+    Each part is copied into the frame's buffer as it arrives, while the next one
+    is still on its way, so the last part's copy is all that remains once it is
+    in (a join of every part after the last would copy the whole frame then, on
+    the round trip's path).  The buffer is sized for the previous frame in parts
+    of the stream (a video's frames are alike); a first frame, or one larger than
+    the one before, is joined at the end instead.
+    """
+
+    __slots__ = ("buffer", "count", "expect", "limit", "parts", "size")
 
     def __init__(self, limit: int) -> None:
         #: Largest frame accepted, in bytes (the message limit applies to the whole).
         self.limit = limit
+        #: Parts not copied into ``buffer`` (a first frame, or one outgrowing the buffer).
         self.parts: list[memoryview] = []
         self.size = 0
+        #: Parts of the frame received so far.
+        self.count = 0
+        #: The frame being assembled, when its size could be foreseen.
+        self.buffer: memoryview | None = None
+        #: The size of the previous frame in parts: the next one's buffer.
+        self.expect = 0
 
-    def add(self, data: bytes) -> bytes | None:
-        """The frame ``data`` completes (``data`` itself when whole), or None while parts are due."""
+    def add(self, data: bytes) -> bytes | memoryview | None:
+        """The frame ``data`` completes (``data`` itself when whole), or None while parts are due.
+
+        A frame assembled in place comes back as a read-only memoryview.
+        """
         first = data[:1]
         if first != _PART_MORE[:1] and first != _PART_TAG:
-            if self.parts:
+            if self.count:
                 raise WireError(
-                    f"a whole frame arrived after {len(self.parts)} parts of another "
+                    f"a whole frame arrived after {self.count} parts of another "
                     "(a frame in parts must end with a part without part_more)"
                 )
             return data
@@ -225,17 +245,40 @@ class PartAssembler:
             raise WireError(
                 f"malformed frame part: declares {length} bytes, carries {len(data) - pos}"
             )
-        self.size += length
-        if self.size > self.limit:
+        start, end = self.size, self.size + length
+        if end > self.limit:
+            self._reset()
             raise PartsTooLarge(
-                f"a frame in parts grew past {self.size} bytes, over the limit of {self.limit}"
+                f"a frame in parts grew past {end} bytes, over the limit of {self.limit}"
             )
-        self.parts.append(memoryview(data)[pos:])
+        chunk = memoryview(data)[pos:]
+        if not start and more and self.expect > length:
+            self.buffer = np.empty(self.expect, np.uint8).data  # not zeroed: filled below
+        buffer = self.buffer
+        if buffer is not None and end <= buffer.nbytes:
+            buffer[start:end] = chunk
+        else:
+            if buffer is not None:  # larger than foreseen: join what is here with the rest
+                self.parts.append(buffer[:start])
+                self.buffer = None
+            self.parts.append(chunk)
+        self.size = end
+        self.count += 1
         if more:
             return None
-        whole = b"".join(self.parts)
-        self.parts, self.size = [], 0
+        whole: bytes | memoryview
+        if buffer is None or self.parts:
+            whole = b"".join(self.parts)
+        elif end * 2 >= buffer.nbytes:
+            whole = buffer[:end].toreadonly()
+        else:  # far smaller than foreseen: do not keep the rest of the buffer alive
+            whole = bytes(buffer[:end])
+        self.expect = end
+        self._reset()
         return whole
+
+    def _reset(self) -> None:
+        self.parts, self.size, self.count, self.buffer = [], 0, 0, None
 
 
 def join_requests(items: list[EncodedItem]) -> bytes:
@@ -248,7 +291,9 @@ def join_results(items: list[EncodedItem]) -> bytes:
     return _join(items, _RESULTS_TAG, _RESULT_BASE_TAG)
 
 
-def decode_frame(data: bytes, head: Any, limits: WireLimits = DEFAULT_LIMITS) -> WireDecoder:
+def decode_frame(
+    data: bytes | memoryview, head: Any, limits: WireLimits = DEFAULT_LIMITS
+) -> WireDecoder:
     """Parse a ClientFrame or ServerFrame into ``head``; returns the decoder holding its blobs."""
     return WireDecoder.parse(data, head, limits)
 

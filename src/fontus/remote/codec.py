@@ -229,9 +229,18 @@ class WireDecoder:
         self.limits = limits
 
     @classmethod
-    def parse(cls, data: bytes, head: Any, limits: WireLimits = DEFAULT_LIMITS) -> WireDecoder:
-        """Split blobs off ``data`` and parse the rest into the empty protobuf ``head``."""
-        if type(data) is not bytes:
+    def parse(
+        cls, data: bytes | memoryview, head: Any, limits: WireLimits = DEFAULT_LIMITS
+    ) -> WireDecoder:
+        """Split blobs off ``data`` and parse the rest into the empty protobuf ``head``.
+
+        Arrays read from the frame share its memory, so ``data`` must not change
+        afterwards: ``bytes``, or a read-only memoryview of a buffer no one else
+        writes (a frame assembled from parts); anything else is copied first.
+        """
+        if type(data) is not bytes and not (
+            type(data) is memoryview and data.readonly and data.format == "B" and data.ndim == 1
+        ):
             if not isinstance(data, bytes | bytearray | memoryview):
                 raise WireError(f"expected bytes, got {type(data).__name__}")
             data = bytes(data)

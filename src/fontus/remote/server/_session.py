@@ -291,7 +291,7 @@ class ServerSession:
         self.results.put_nowait(frame.SerializeToString())
         self._submit(Work("drained", self))
 
-    def _frame(self, data: bytes) -> bool:
+    def _frame(self, data: bytes | memoryview) -> bool:
         """Handle one client frame; True when the client closed its side."""
         frame = spb.ClientFrame()
         try:
@@ -382,13 +382,20 @@ class ServerSession:
                     continue
                 batch = [item]
                 size = item.size
-                while (
-                    not results.empty()
-                    and len(batch) < MAX_COALESCE_ITEMS
-                    and size < MAX_COALESCE_BYTES
-                ):
+                if self._outbox:
+                    # Results the worker handed over since the loop was woken ride along
+                    # now: above all the Done of a large output released ahead of it
+                    # (HOLD_OUTPUT_BYTES), which would otherwise follow in a frame of its
+                    # own after every part of the output, and the Warp delivers on Done.
+                    self._take_outbox()
+                while not results.empty() and len(batch) < MAX_COALESCE_ITEMS:
                     nxt = results.get_nowait()
-                    if not isinstance(nxt, EncodedItem):
+                    # A full frame still takes Dones and Faileds (a few bytes each): the
+                    # Warp delivers a request's outputs on its Done, which would
+                    # otherwise wait for the whole of the next frame.
+                    if not isinstance(nxt, EncodedItem) or (
+                        size >= MAX_COALESCE_BYTES and not nxt.final
+                    ):
                         pending = nxt
                         break
                     batch.append(nxt)
