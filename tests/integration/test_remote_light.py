@@ -1,7 +1,8 @@
 """Light nodes on the server's event loop (decision 0009), against real ``fontus serve`` processes.
 
-A session whose nodes are all declared ``light`` runs on the loop; one call over
-the budget moves it to its worker thread for good, order and outputs unchanged;
+A session whose nodes are all declared ``light`` runs on the loop; one call far
+over the budget, or three over it, move it to its worker thread for good, order
+and outputs unchanged (one slow call alone does not);
 ``--no-inline`` and nodes not declared light keep the worker thread.  The
 servers run with ``-v`` so that their session lines say where work ran.
 """
@@ -35,17 +36,17 @@ from fontus.core import Node
 
 
 class Hiccup(Node):
-    \"\"\"Declared light, but its update sleeps once: at the slow_at-th input.\"\"\"
+    \"\"\"Declared light, but its update sleeps slow_s at the inputs numbered in slow_at.\"\"\"
 
     mark = "hiccup"
     light = True
 
-    def __init__(self, slow_at: int = 3, slow_s: float = 0.05) -> None:
-        self.slow_at, self.slow_s, self.seen = slow_at, slow_s, 0
+    def __init__(self, slow_at: list = (3,), slow_s: float = 0.08) -> None:
+        self.slow_at, self.slow_s, self.seen = list(slow_at), slow_s, 0
 
     def update(self, message) -> None:
         self.seen += 1
-        if self.seen == self.slow_at:
+        if self.seen in self.slow_at:
             time.sleep(self.slow_s)
         self.transmit(message)
 """
@@ -146,20 +147,51 @@ def test_a_node_not_declared_light_runs_on_its_worker_thread(
     assert any("on a worker thread" in line for line in lines), lines
 
 
+@pytest.mark.parametrize(
+    ("name", "slow_at", "slow_s", "why"),
+    [
+        ("long", [3], 0.08, "over the 50 ms a node declared light may take once"),
+        ("often", [3, 5, 7], 0.02, "3 calls within 100 over the 10 ms budget"),
+    ],
+    ids=["one call over 50 ms", "three calls over 10 ms"],
+)
 def test_a_light_node_over_the_budget_moves_to_its_worker_thread_losing_nothing(
-    server: LoopbackServer, build_pipeline: Build
+    server: LoopbackServer,
+    build_pipeline: Build,
+    name: str,
+    slow_at: list[int],
+    slow_s: float,
+    why: str,
 ) -> None:
-    payloads = run_remote(build_pipeline, server, {"mark": "hiccup", "name": "hiccup"})
+    config = {"slow_at": slow_at, "slow_s": slow_s}
+    node = {"mark": "hiccup", "name": name, "configuration": config}
+    payloads = run_remote(build_pipeline, server, node)
     # Every input answered, in order, before and after the move.
     assert [p.data["n"] for p in payloads] == list(range(COUNT))
-    lines = session_lines(server, "hiccup")
+    lines = session_lines(server, name)
     assert any("light: on the event loop" in line for line in lines), lines
     moved = [line for line in lines if "moves to its worker thread" in line]
     assert len(moved) == 1, lines  # once: later calls run on the worker
-    assert "WARNING" in moved[0]
-    assert "over the 10 ms a node declared light may take" in moved[0]
-    assert "nodes: hiccup (hiccup)" in moved[0]
+    assert "WARNING" in moved[0] and why in moved[0], moved
+    assert f"nodes: {name} (hiccup)" in moved[0]
+    # The calls over the budget before the move were counted, not acted on.
+    assert len([line for line in lines if "budget of a light node" in line]) == len(slow_at) - 1
     assert f"{COUNT} requests, {COUNT} outputs, 0 failures" in lines[-1], lines
+
+
+def test_one_slow_call_of_a_light_node_leaves_it_on_the_loop(
+    server: LoopbackServer, build_pipeline: Build
+) -> None:
+    # A call preempted or caught by a garbage collection on a busy machine takes longer
+    # than the budget once in a while: the session keeps the loop.
+    config = {"slow_at": [3], "slow_s": 0.02}
+    node = {"mark": "hiccup", "name": "once", "configuration": config}
+    payloads = run_remote(build_pipeline, server, node)
+    assert [p.data["n"] for p in payloads] == list(range(COUNT))
+    lines = session_lines(server, "once")
+    strikes = [line for line in lines if "over the 10 ms budget of a light node" in line]
+    assert len(strikes) == 1 and "3 such calls within 100 move it off the loop" in strikes[0]
+    assert not any("moves to its worker thread" in line for line in lines), lines
 
 
 def test_no_inline_keeps_light_nodes_on_their_worker_thread_with_the_same_outputs(
