@@ -1,7 +1,7 @@
 """``RemoteStream`` against a real ``fontus serve``: the hand-over of a request's write.
 
 A Warp whose request fills the window waits in ``update`` until the client loop
-starts writing that request (``RemoteStream.release_when_writing``), so that it
+has written that request (``RemoteStream.release_after_write``), so that it
 does not keep the GIL while the loop needs it.  These tests drive a stream on
 the shared client loop, as a Warp does, and check when the lock is released,
 and how many queued requests the writer coalesces into one frame.
@@ -71,25 +71,35 @@ async def open_stream(
 
 async def hand_over(target: str, queued: bool, open_frame: Callable[..., bytes]) -> dict[str, Any]:
     async with open_stream(target, open_frame) as (stream, results):
+        written: list[int] = []
+        write = stream.call.write
+
+        async def recording_write(data: bytes) -> None:
+            await write(data)
+            written.append(len(data))
+
+        stream.call.write = recording_write  # the real write, recorded once done
         message = Message(AudioPayload(np.zeros(320, dtype=np.float32), 16000)).freeze()
         if queued:
             stream.send(encode_request(1, message))
         handed = threading.Lock()
         handed.acquire()
-        stream.release_when_writing(handed)
+        stream.release_after_write(handed)
         held_at_once = handed.locked()
-        bytes_at_release = -1
+        bytes_at_release = writes_done_at_release = -1
         deadline = asyncio.get_running_loop().time() + WAIT_S
         while handed.locked() and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0)
         if not handed.locked():
             bytes_at_release = stream.bytes_out
+            writes_done_at_release = len(written)
         while queued and not results.done and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.001)
         return {
             "held_at_once": held_at_once,
             "released": not handed.locked(),
             "bytes_at_release": bytes_at_release,
+            "writes_done_at_release": writes_done_at_release,
             "done": list(results.done),
         }
 
@@ -101,9 +111,11 @@ def test_the_lock_is_released_when_the_queued_request_is_written(
     seen = client_loop().submit(hand).result(30)
     # Not at once: the writer has not taken the request yet ...
     assert seen["held_at_once"] is True
-    # ... but as it starts writing it, its frame already counted in bytes_out.
+    # ... and not while the write is under way: once it is done, so that the node
+    # thread's bookkeeping runs while the request travels.
     assert seen["released"] is True
     assert seen["bytes_at_release"] > 0
+    assert seen["writes_done_at_release"] == 1
     assert seen["done"] == [1]
 
 
@@ -114,7 +126,7 @@ def test_with_nothing_queued_the_lock_is_released_at_once(
     hand = hand_over(catalogue_server.target, queued=False, open_frame=open_frame)
     seen = client_loop().submit(hand).result(30)
     assert seen["held_at_once"] is False
-    assert seen["bytes_at_release"] == 0
+    assert seen["bytes_at_release"] == 0 and seen["writes_done_at_release"] == 0
 
 
 async def frames_of_queued(target: str, window: int, open_frame: Callable[..., bytes]) -> list[int]:

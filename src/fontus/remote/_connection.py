@@ -159,10 +159,10 @@ class Connection:
             self.last_sent = seq
             self.stream.send(item)
 
-    def release_when_writing(self, lock: threading.Lock) -> None:
-        """Release ``lock`` when the current stream starts its next write (at once if none)."""
+    def release_after_write(self, lock: threading.Lock) -> None:
+        """Release ``lock`` once the current stream's next write is done (at once if none)."""
         if self.stream is not None:
-            self.stream.release_when_writing(lock)
+            self.stream.release_after_write(lock)
         else:
             lock.release()
 

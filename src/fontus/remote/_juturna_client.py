@@ -134,7 +134,7 @@ class JuturnaTransport:
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    def release_when_writing(self, lock: threading.Lock) -> None:
+    def release_after_write(self, lock: threading.Lock) -> None:
         """Each call is its own task, started by send: nothing to wait for (see Warp._send)."""
         lock.release()
 

@@ -86,7 +86,7 @@ class RemoteStream:
         self._dead: RemoteError | None = None
         #: The server's Draining notice, once received (see _ended_error).
         self.draining: Any = None
-        # Locks of node threads waiting for their request's write to start (see Warp._send).
+        # Locks of node threads waiting for their request's write to end (see Warp._send).
         self._handoffs: list[threading.Lock] = []
         #: Send large frames in parts (the server said it reads them: Opened.frame_parts).
         self.parts_out = False
@@ -163,8 +163,8 @@ class RemoteStream:
         """Queue a request (or a control frame, or None to half-close). Loop thread only."""
         self.queue.put_nowait(item)
 
-    def release_when_writing(self, lock: threading.Lock) -> None:
-        """Release ``lock`` when the writer next starts a write (at once if it cannot)."""
+    def release_after_write(self, lock: threading.Lock) -> None:
+        """Release ``lock`` once the writer's next write is done (at once if it cannot write)."""
         if self.queue.empty() or not self._tasks or self._tasks[0].done():
             lock.release()
         else:
@@ -215,9 +215,9 @@ class RemoteStream:
                 self._unanswered += len(batch)
                 for data in parts:
                     self.bytes_out += len(data)
+                    await self.call.write(data)
                     if self._handoffs:
                         self._hand_back()
-                    await self.call.write(data)
                 if control is not None:
                     self._unanswered += 1
                     await self.call.write(control)

@@ -90,11 +90,11 @@ class _Slots(threading.Semaphore):
 def _send_then_hand_back(
     transport: Any, send: Any, args: tuple[Any, ...], handed: threading.Lock
 ) -> None:
-    """On the loop: queue the request; ``handed`` is released as its write starts."""
+    """On the loop: queue the request; ``handed`` is released once it is written."""
     try:
         send(*args)
     finally:
-        transport.release_when_writing(handed)
+        transport.release_after_write(handed)
 
 
 class Warp(Node):
@@ -509,8 +509,11 @@ class Warp(Node):
             return
         # This request fills the window: nothing more can be sent before an answer,
         # so let the loop write it now.  Left running, this thread would keep the GIL
-        # for its bookkeeping (returning, statistics, the next inbox read) while the
-        # woken loop waits for it: measured, about 60 µs added to each round trip.
+        # for its bookkeeping (returning, statistics, the next inbox read, encoding the
+        # next message) while the woken loop waits for it: measured, about 60 µs added
+        # to each round trip.  It waits until the write is done, not just started, so
+        # that its bookkeeping runs while the request travels and the server works
+        # (seventh session: 3-8% more small messages/s at window 1, 4% more 1080p).
         handed = threading.Lock()
         handed.acquire()
         client_loop().call(_send_then_hand_back, transport, send, args, handed)
