@@ -34,7 +34,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import re
+import resource
 import time
 from collections import deque
 from collections.abc import AsyncIterator
@@ -316,6 +318,8 @@ def measure_all(
                     for column in columns:
                         print(f"  repeat {r + 1}/{repeats}: {case.name}, {column}", flush=True)
                         cell: Cell | None
+                        server_pid = _server_pid(column, server, echo, worker_server)
+                        cpu_before = (process_cpu_s(), server_cpu_s(server_pid))
                         if column == "local":
                             cell = run_local(case, registry, size, max_s)
                         elif m := WORKER_RE.fullmatch(column):
@@ -331,12 +335,61 @@ def measure_all(
                         else:
                             cell = run_juturna(case, 1, max_s)
                         if cell is not None:
+                            cpu_after = (process_cpu_s(), server_cpu_s(server_pid))
+                            cell.extra.update(cpu_per_message(cpu_before, cpu_after, cell))
                             runs[case.name][column].append(cell)
     finally:
         echo.stop()
         if worker_server is not None:
             worker_server.stop()
     return runs
+
+
+# -- CPU per message ---------------------------------------------------------------------
+def process_cpu_s(pid: int | None = None) -> float | None:
+    """User + system CPU seconds of this process (no ``pid``) or of child ``pid`` (Linux /proc;
+    clock ticks, so a cell of many messages reads finer)."""
+    if pid is None:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None  # not Linux, or the process is gone
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def server_cpu_s(pid: int | None) -> float | None:
+    """CPU seconds of the server process ``pid``; None when there is none (local, Juturna)."""
+    return None if pid is None else process_cpu_s(pid)
+
+
+def _server_pid(
+    column: str, server: LoopbackServer, echo: EchoServer, worker: LoopbackServer | None
+) -> int | None:
+    """The server process a column's cell talks to (None for local and Juturna's)."""
+    if WORKER_RE.fullmatch(column):
+        return worker.process.pid if worker is not None and worker.process else None
+    if column.startswith("fontus w"):
+        return server.process.pid if server.process else None
+    if column.startswith("echo w"):
+        return echo.process.pid
+    return None
+
+
+def cpu_per_message(
+    before: tuple[float | None, float | None], after: tuple[float | None, float | None], cell: Cell
+) -> dict[str, float]:
+    """Client (this process) and server CPU µs per message over one cell."""
+    out: dict[str, float] = {}
+    for key, a, b in (
+        ("client_cpu_us", before[0], after[0]),
+        ("server_cpu_us", before[1], after[1]),
+    ):
+        if a is not None and b is not None and cell.messages:
+            out[key] = (b - a) / cell.messages * 1e6
+    return out
 
 
 def summarise(cells: list[Cell]) -> Cell | None:
@@ -348,6 +401,11 @@ def summarise(cells: list[Cell]) -> Cell | None:
         p99_ms=median([c.p99_ms for c in cells]),
         mb_per_s=median([c.mb_per_s for c in cells]),
         messages=int(median([c.messages for c in cells])),
+        extra={
+            key: median([c.extra[key] for c in cells])
+            for key in ("client_cpu_us", "server_cpu_us")
+            if all(key in c.extra for c in cells)
+        },
     )
 
 
@@ -433,6 +491,19 @@ def main(argv: list[str] | None = None) -> int:
         ],
     )
     table("MB/s (messages/s x encoded size)", lambda c, cells: f"{c.mb_per_s:,.1f}", [])
+    table(
+        "CPU µs per message, client + server process",
+        lambda c, cells: (
+            f"{c.extra['client_cpu_us']:,.0f} + {c.extra['server_cpu_us']:,.0f}"
+            if "server_cpu_us" in c.extra
+            else "-"
+        ),
+        [
+            "client: this process (the pipeline or the echo client; both share it); server: "
+            "fontus serve or the echo server; every thread, gRPC's own included. With both "
+            "processes busy (window 32) this is what bounds the rate on two cores"
+        ],
+    )
 
     # Every window measured both ways gets ratio columns (the goals' windows first).
     measured = {
