@@ -239,7 +239,11 @@ class WireDecoder:
         writes (a frame assembled from parts); anything else is copied first.
         """
         if type(data) is not bytes and not (
-            type(data) is memoryview and data.readonly and data.format == "B" and data.ndim == 1
+            type(data) is memoryview
+            and data.readonly
+            and data.format == "B"
+            and data.ndim == 1
+            and data.c_contiguous
         ):
             if not isinstance(data, bytes | bytearray | memoryview):
                 raise WireError(f"expected bytes, got {type(data).__name__}")

@@ -65,8 +65,8 @@ MAX_UNFINISHED_BYTES = 64 * 1024 * 1024
 #: worker thread, and at once after a call over INLINE_LIMIT_S: a node that is not light
 #: blocks the loop (every session's reads, writes and heartbeats) three times at most,
 #: while a call that was only preempted, or met a garbage collection, on a busy machine
-#: does not cost a light session the loop for good (it did at one strike: 1 of 5,000
-#: calls was enough, sixth session).  50 ms is half the shortest heartbeat period.
+#: does not cost a light session the loop for good (it did at one strike: 1 call of
+#: 5,000 was enough, seventh session).  50 ms is half the shortest heartbeat period.
 INLINE_BUDGET_S = 0.010
 INLINE_LIMIT_S = 0.050
 INLINE_STRIKES = 3
