@@ -57,20 +57,27 @@ def raw_session(target: str, frames: list[bytes]) -> list[bytes]:
     return received
 
 
-def outputs(messages: list[bytes]) -> list[Message[Any]]:
-    """The output messages of a session's result frames, parts assembled."""
+def result_frames(messages: list[bytes]) -> Iterator[tuple[Any, Any]]:
+    """Each of a session's result frames, parts assembled, with its decoder."""
     assembler = PartAssembler(1 << 30)
-    out = []
     for data in messages:
         whole = assembler.add(data)
         if whole is None:
             continue
         frame = spb.ServerFrame()
         decoder = decode_frame(whole, frame)
-        for r in frame.results.items if frame.WhichOneof("kind") == "results" else ():
-            if r.WhichOneof("kind") == "output":
-                out.append(item_decoder(decoder, r.blob_base).message(r.output.message))
-    return out
+        if frame.WhichOneof("kind") == "results":
+            yield frame, decoder
+
+
+def outputs(messages: list[bytes]) -> list[Message[Any]]:
+    """The output messages of a session's result frames."""
+    return [
+        item_decoder(decoder, r.blob_base).message(r.output.message)
+        for frame, decoder in result_frames(messages)
+        for r in frame.results.items
+        if r.WhichOneof("kind") == "output"
+    ]
 
 
 @pytest.mark.parametrize("frame_parts", [True, False], ids=["client reads parts", "whole frames"])
@@ -136,21 +143,6 @@ def test_a_warp_sends_and_receives_parts(
     assert got == [(1080, 1920, 3)] * 5
 
 
-def result_frames(messages: list[bytes]) -> list[list[tuple[int, str]]]:
-    """(seq, kind) of the results in each of a session's result frames, parts assembled."""
-    assembler = PartAssembler(1 << 30)
-    frames = []
-    for data in messages:
-        whole = assembler.add(data)
-        if whole is None:
-            continue
-        frame = spb.ServerFrame()
-        decode_frame(whole, frame)
-        if frame.WhichOneof("kind") == "results":
-            frames.append([(r.seq, r.WhichOneof("kind")) for r in frame.results.items])
-    return frames
-
-
 @pytest.mark.parametrize("frame_parts", [True, False], ids=["in parts", "whole"])
 def test_the_done_of_a_large_output_comes_in_the_outputs_frame(
     server: LoopbackServer, frame_parts: bool, open_frame: Callable[..., bytes]
@@ -166,7 +158,11 @@ def test_the_done_of_a_large_output_comes_in_the_outputs_frame(
     received = raw_session(
         server.target, [open_frame("done-test", frame_parts=frame_parts, window=2), *requests]
     )
-    assert result_frames(received[1:]) == [
+    kinds = [
+        [(r.seq, r.WhichOneof("kind")) for r in frame.results.items]
+        for frame, _ in result_frames(received[1:])
+    ]
+    assert kinds == [
         [(1, "output"), (1, "done")],
         [(2, "output"), (2, "done")],
     ]
