@@ -41,6 +41,6 @@ def test_other_statuses_after_draining_keep_their_meaning() -> None:
     assert str(error) == f"{WHERE}: server unavailable (server is draining; reconnect)"
 
 
-def test_a_frame_holds_a_quarter_of_the_window_between_8_and_256_requests() -> None:
-    got = {w: coalesce_limit(w) for w in (1, 4, 16, 32, 64, 128, 1024, 4096)}
-    assert got == {1: 8, 4: 8, 16: 8, 32: 8, 64: 16, 128: 32, 1024: 256, 4096: 256}
+def test_a_frame_holds_half_of_the_window_between_8_and_32_requests() -> None:
+    got = {w: coalesce_limit(w) for w in (1, 4, 16, 32, 64, 128, 1024)}
+    assert got == {1: 8, 4: 8, 16: 8, 32: 16, 64: 32, 128: 32, 1024: 32}

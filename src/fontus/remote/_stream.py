@@ -34,19 +34,22 @@ __all__ = ["RemoteStream", "ResultSink"]
 log = logging.getLogger(__name__)
 
 SESSION_METHOD = "/fontus.v1.Remote/Session"
-#: Requests coalesced into one frame at most (see the server's MAX_COALESCE_*).
-MAX_COALESCE_ITEMS = 256
+#: Bytes coalesced into one frame at most (see the server's MAX_COALESCE_*).
 MAX_COALESCE_BYTES = 4 * 1024 * 1024
-#: A frame carries at most a quarter of the granted window, and never fewer than this
-#: many requests: with several frames in flight both processes work at once instead of
-#: passing the window back and forth as one convoy; below 8, the cost per frame shows
-#: (docs/performance.md, sixth session).
+#: A Warp's frame carries half of the granted window at most, between these two
+#: bounds: with two frames or more in flight both processes work at once instead of
+#: passing the window back and forth as one convoy (a whole window per frame, sixth
+#: session), and each frame's write, about 0.1 ms of the client's GIL, is shared by
+#: 16 requests at window 32 rather than 8 (a quarter of the window, seventh session).
+#: Below 8 the cost per frame shows; above 32 the convoys come back (window 128:
+#: frames of 64 slower than of 32).  See docs/performance.md.
 MIN_COALESCE_ITEMS = 8
+MAX_FRAME_REQUESTS = 32
 
 
 def coalesce_limit(window: int) -> int:
     """Requests per frame at most, for a session granted ``window`` requests in flight."""
-    return max(MIN_COALESCE_ITEMS, min(MAX_COALESCE_ITEMS, window // 4))
+    return max(MIN_COALESCE_ITEMS, min(MAX_FRAME_REQUESTS, window // 2))
 
 
 class ResultSink(Protocol):
