@@ -119,6 +119,53 @@ def test_the_lock_is_released_when_the_queued_request_is_written(
     assert seen["done"] == [1]
 
 
+async def behind_a_write(target: str, open_frame: Callable[..., bytes]) -> dict[str, Any]:
+    """Request 2 and its lock are handed over while request 1's write is held back."""
+    async with open_stream(target, open_frame) as (stream, results):
+        write = stream.call.write
+        gate = asyncio.Event()
+        locked_after_write: list[bool] = []
+        handed = threading.Lock()
+        handed.acquire()
+
+        async def gated_write(data: bytes) -> None:
+            if not locked_after_write:
+                await gate.wait()  # the first write is under way until the gate opens
+            await write(data)
+            locked_after_write.append(handed.locked())
+
+        stream.call.write = gated_write  # the real write, held back once
+        message = Message(AudioPayload(np.zeros(320, dtype=np.float32), 16000)).freeze()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + WAIT_S
+        stream.send(encode_request(1, message))
+        while not stream.queue.empty() and loop.time() < deadline:
+            await asyncio.sleep(0)  # until the writer has taken request 1
+        stream.send(encode_request(2, message))
+        stream.release_after_write(handed)
+        gate.set()
+        while handed.locked() and loop.time() < deadline:
+            await asyncio.sleep(0)
+        while len(results.done) < 2 and loop.time() < deadline:
+            await asyncio.sleep(0.001)
+        return {
+            "locked_after_write": locked_after_write,
+            "released": not handed.locked(),
+            "done": list(results.done),
+        }
+
+
+def test_a_lock_waits_for_its_own_request_not_the_write_under_way(
+    catalogue_server: LoopbackServer, open_frame: Callable[..., bytes]
+) -> None:
+    # Request 1 was being written when request 2 filled the window: the end of request
+    # 1's write must not hand the node thread back; request 2's must.
+    seen = client_loop().submit(behind_a_write(catalogue_server.target, open_frame)).result(30)
+    assert seen["locked_after_write"] == [True, True]
+    assert seen["released"] is True
+    assert seen["done"] == [1, 2]
+
+
 def test_with_nothing_queued_the_lock_is_released_at_once(
     catalogue_server: LoopbackServer, open_frame: Callable[..., bytes]
 ) -> None:

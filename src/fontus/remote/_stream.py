@@ -89,8 +89,12 @@ class RemoteStream:
         self._dead: RemoteError | None = None
         #: The server's Draining notice, once received (see _ended_error).
         self.draining: Any = None
-        # Locks of node threads waiting for their request's write to end (see Warp._send).
-        self._handoffs: list[threading.Lock] = []
+        # Node threads waiting for their request to be written (see Warp._send): each lock
+        # with the count of items queued when it was handed over, its request the last.
+        self._handoffs: list[tuple[int, threading.Lock]] = []
+        # Items queued by send, and items whose frame's first gRPC message is written.
+        self._queued = 0
+        self._written = 0
         #: Send large frames in parts (the server said it reads them: Opened.frame_parts).
         self.parts_out = False
         # Requests and Configures written and not yet answered (each gets one Done or
@@ -164,18 +168,32 @@ class RemoteStream:
     # -- writing -----------------------------------------------------------------
     def send(self, item: EncodedItem | bytes | None) -> None:
         """Queue a request (or a control frame, or None to half-close). Loop thread only."""
+        self._queued += 1
         self.queue.put_nowait(item)
 
     def release_after_write(self, lock: threading.Lock) -> None:
-        """Release ``lock`` once the writer's next write is done (at once if it cannot write)."""
-        if self.queue.empty() or not self._tasks or self._tasks[0].done():
+        """Release ``lock`` once the item queued last is written (the first gRPC message of
+        its frame), at once if it is already or cannot be.  Loop thread only."""
+        if self._written >= self._queued or not self._tasks or self._tasks[0].done():
             lock.release()
         else:
-            self._handoffs.append(lock)
+            self._handoffs.append((self._queued, lock))
+
+    def _wrote(self, items: int) -> None:
+        """``items`` more are written: hand back the node threads that waited for them."""
+        self._written += items
+        if self._handoffs:
+            written = self._written
+            waiting = [h for h in self._handoffs if h[0] > written]
+            for upto, lock in self._handoffs:
+                if upto <= written:
+                    lock.release()
+            self._handoffs = waiting
 
     def _hand_back(self) -> None:
+        """The writer has ended: nobody may wait for it any longer."""
         handoffs, self._handoffs = self._handoffs, []
-        for lock in handoffs:
+        for _, lock in handoffs:
             lock.release()
 
     async def _send_loop(self) -> None:
@@ -191,6 +209,7 @@ class RemoteStream:
                     self._unanswered += 1
                     await self.call.write(item)
                     self.bytes_out += len(item)
+                    self._wrote(1)
                     continue
                 batch = [item]
                 size = item.size
@@ -208,7 +227,8 @@ class RemoteStream:
                     size += nxt.size
                 # In parts only when nothing else is on the way: then each part is copied
                 # while the one before travels.  With requests in flight the two processes
-                # are busy anyway, and the receiver's join of the parts is a copy more.
+                # are busy anyway, and the receiver's copy of the parts into one frame is a
+                # copy more.
                 alone = not self._unanswered and queue.empty()
                 parts = (
                     requests_in_parts(batch)
@@ -216,14 +236,17 @@ class RemoteStream:
                     else (join_requests(batch),)
                 )
                 self._unanswered += len(batch)
+                first = True
                 for data in parts:
                     self.bytes_out += len(data)
                     await self.call.write(data)
-                    if self._handoffs:
-                        self._hand_back()
+                    if first:
+                        first = False
+                        self._wrote(len(batch))
                 if control is not None:
                     self._unanswered += 1
                     await self.call.write(control)
+                    self._wrote(1)
                 if end:
                     await self.call.done_writing()
                     return
