@@ -9,6 +9,8 @@ assembler broken sequences.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -187,10 +189,15 @@ def test_a_frame_over_the_limit_leaves_the_assembler_empty() -> None:
     assert assembler.size == 0 and assembler.count == 0 and assembler.buffer is None
 
 
-def test_a_writable_buffer_is_copied_before_decoding() -> None:
+@pytest.mark.parametrize(
+    "view",
+    [memoryview, lambda b: memoryview(b).toreadonly()],
+    ids=["writable view", "read-only view of a writable buffer"],
+)
+def test_a_buffer_that_can_change_is_copied_before_decoding(view: Any) -> None:
     data = bytearray(join_requests([encode_request(1, image(1000))]))
     frame = spb.ClientFrame()
-    decoder = decode_frame(memoryview(data), frame)
+    decoder = decode_frame(view(data), frame)
     array = decoder.message(frame.requests.items[0].message).payload.image
     before = array.copy()
     data[-1000:] = bytes(1000)  # the caller reuses its buffer: the decoded array keeps its data

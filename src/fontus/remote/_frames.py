@@ -219,14 +219,15 @@ class PartAssembler:
         #: Parts of the frame received so far.
         self.count = 0
         #: The frame being assembled, when its size could be foreseen.
-        self.buffer: memoryview | None = None
+        self.buffer: np.ndarray[Any, Any] | None = None
         #: The size of the previous frame in parts: the next one's buffer.
         self.expect = 0
 
     def add(self, data: bytes) -> bytes | memoryview | None:
         """The frame ``data`` completes (``data`` itself when whole), or None while parts are due.
 
-        A frame assembled in place comes back as a read-only memoryview.
+        A frame assembled in place comes back as a memoryview of a read-only array,
+        which the decoder reads in place (see ``WireDecoder.parse``).
         """
         first = data[:1]
         if first != _PART_MORE[:1] and first != _PART_TAG:
@@ -253,13 +254,13 @@ class PartAssembler:
             )
         chunk = memoryview(data)[pos:]
         if not start and more and self.expect > length:
-            self.buffer = np.empty(self.expect, np.uint8).data  # not zeroed: filled below
+            self.buffer = np.empty(self.expect, np.uint8)  # not zeroed: filled below
         buffer = self.buffer
-        if buffer is not None and end <= buffer.nbytes:
-            buffer[start:end] = chunk
+        if buffer is not None and end <= buffer.size:
+            buffer[start:end] = np.frombuffer(chunk, np.uint8)
         else:
             if buffer is not None:  # larger than foreseen: join what is here with the rest
-                self.parts.append(buffer[:start])
+                self.parts.append(buffer[:start].data)
                 self.buffer = None
             self.parts.append(chunk)
         self.size = end
@@ -269,10 +270,11 @@ class PartAssembler:
         whole: bytes | memoryview
         if buffer is None or self.parts:
             whole = b"".join(self.parts)
-        elif end * 2 >= buffer.nbytes:
-            whole = buffer[:end].toreadonly()
+        elif end * 2 >= buffer.size:
+            buffer.flags.writeable = False  # the frame's arrays will share it
+            whole = buffer[:end].data
         else:  # far smaller than foreseen: do not keep the rest of the buffer alive
-            whole = bytes(buffer[:end])
+            whole = buffer[:end].tobytes()
         self.expect = end
         self._reset()
         return whole

@@ -21,6 +21,8 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import numpy as np
+
 from ..core._values import EMPTY, FrozenDict
 from ..core.errors import PayloadError, WireError
 from ..core.message import Message
@@ -219,6 +221,14 @@ class WireEncoder:
         t.timestamp = payload.timestamp
 
 
+def _frozen_bytes(data: Any) -> bool:
+    """A contiguous byte view of a numpy array that cannot be written (PartAssembler's)."""
+    if type(data) is not memoryview or data.format != "B" or not data.c_contiguous:
+        return False
+    owner = data.obj
+    return isinstance(owner, np.ndarray) and not owner.flags.writeable
+
+
 class WireDecoder:
     """Turns protobuf heads back into Fontus objects, reading arrays from the frame's blobs."""
 
@@ -234,17 +244,11 @@ class WireDecoder:
     ) -> WireDecoder:
         """Split blobs off ``data`` and parse the rest into the empty protobuf ``head``.
 
-        Arrays read from the frame share its memory, so ``data`` must not change
-        afterwards: ``bytes``, or a read-only memoryview of a buffer no one else
-        writes (a frame assembled from parts); anything else is copied first.
+        Arrays read from the frame share its memory, so it must not change: ``bytes``
+        and a view of a read-only byte array (a frame assembled from parts) are read
+        in place, anything else is copied first.
         """
-        if type(data) is not bytes and not (
-            type(data) is memoryview
-            and data.readonly
-            and data.format == "B"
-            and data.ndim == 1
-            and data.c_contiguous
-        ):
+        if type(data) is not bytes and not _frozen_bytes(data):
             if not isinstance(data, bytes | bytearray | memoryview):
                 raise WireError(f"expected bytes, got {type(data).__name__}")
             data = bytes(data)
