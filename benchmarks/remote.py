@@ -319,7 +319,7 @@ def measure_all(
                         print(f"  repeat {r + 1}/{repeats}: {case.name}, {column}", flush=True)
                         cell: Cell | None
                         server_pid = _server_pid(column, server, echo, worker_server)
-                        cpu_before = (process_cpu_s(), server_cpu_s(server_pid))
+                        cpu_before = (own_cpu_s(), child_cpu_s(server_pid))
                         if column == "local":
                             cell = run_local(case, registry, size, max_s)
                         elif m := WORKER_RE.fullmatch(column):
@@ -335,7 +335,7 @@ def measure_all(
                         else:
                             cell = run_juturna(case, 1, max_s)
                         if cell is not None:
-                            cpu_after = (process_cpu_s(), server_cpu_s(server_pid))
+                            cpu_after = (own_cpu_s(), child_cpu_s(server_pid))
                             cell.extra.update(cpu_per_message(cpu_before, cpu_after, cell))
                             runs[case.name][column].append(cell)
     finally:
@@ -346,23 +346,23 @@ def measure_all(
 
 
 # -- CPU per message ---------------------------------------------------------------------
-def process_cpu_s(pid: int | None = None) -> float | None:
-    """User + system CPU seconds of this process (no ``pid``) or of child ``pid`` (Linux /proc;
-    clock ticks, so a cell of many messages reads finer)."""
+def own_cpu_s() -> float:
+    """User + system CPU seconds of this process, every thread."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def child_cpu_s(pid: int | None) -> float | None:
+    """The same for server process ``pid`` (Linux /proc, clock ticks: a cell of many
+    messages reads finer); None when there is none (local, Juturna) or no /proc."""
     if pid is None:
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        return usage.ru_utime + usage.ru_stime
+        return None
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii") as f:
             fields = f.read().rsplit(")", 1)[1].split()
     except OSError:
         return None  # not Linux, or the process is gone
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def server_cpu_s(pid: int | None) -> float | None:
-    """CPU seconds of the server process ``pid``; None when there is none (local, Juturna)."""
-    return None if pid is None else process_cpu_s(pid)
 
 
 def _server_pid(

@@ -423,10 +423,9 @@ class ServerSession:
                 batch = [item]
                 size = item.size
                 if self._outbox:
-                    # Results the worker handed over since the loop was woken ride along
-                    # now: above all the Done of a large output released ahead of it
-                    # (HOLD_OUTPUT_BYTES), which would otherwise follow in a frame of its
-                    # own after every part of the output, and the Warp delivers on Done.
+                    # What the worker handed over after the loop moved ``item`` (a Done
+                    # pushed just after its large output, HOLD_OUTPUT_BYTES) is part of
+                    # this frame's queue too; its own wake-up would come too late.
                     self._take_outbox()
                 while not results.empty() and len(batch) < MAX_COALESCE_ITEMS:
                     nxt = results.get_nowait()
