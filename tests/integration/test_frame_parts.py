@@ -166,3 +166,26 @@ def test_the_done_of_a_large_output_comes_in_the_outputs_frame(
         [(1, "output"), (1, "done")],
         [(2, "output"), (2, "done")],
     ]
+
+
+def test_a_half_close_in_the_middle_of_a_frame_in_parts_ends_that_session_only(
+    server: LoopbackServer, open_frame: Callable[..., bytes]
+) -> None:
+    # Two of a frame's three parts, then the client's half-close: the frame cannot be
+    # run, and dropping it silently would lose a request without a word.
+    parts = list(requests_in_parts([encode_request(1, Message(frame_image(7)))]))
+    assert len(parts) == 3
+    options = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
+    with grpc.insecure_channel(server.target, options=options) as channel:
+        frames = [open_frame("half-close", frame_parts=True), *parts[:2]]
+        call = channel.stream_stream(SESSION)(iter(frames), timeout=SESSION_TIMEOUT_S)
+        with pytest.raises(grpc.RpcError):
+            list(call)
+        assert call.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "the client half-closed with a frame in parts incomplete after 2 parts" in (
+            call.details() or ""
+        )
+    # The server is unharmed: the whole frame, sent again, comes back.
+    received = raw_session(server.target, [open_frame("again", frame_parts=True), *parts])
+    (got,) = outputs(received[1:])
+    assert np.array_equal(got.payload.image, frame_image(7).image)

@@ -13,8 +13,10 @@ import asyncio
 import contextlib
 import threading
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import grpc
 import numpy as np
 
 from fontus.core import AudioPayload, Message
@@ -211,3 +213,41 @@ def test_a_small_window_still_coalesces_up_to_eight(
 ) -> None:
     frames = frames_of_queued(catalogue_server.target, 4, open_frame)
     assert client_loop().submit(frames).result(30) == [4]
+
+
+def test_a_server_ending_its_stream_in_the_middle_of_a_frame_is_an_error(
+    open_frame: Callable[..., bytes],
+) -> None:
+    # A peer that ends the stream with OK after one part of a frame (Fontus's server
+    # never does): the client reports the lost frame instead of a clean end.
+    def session(requests: Any, context: grpc.ServicerContext) -> Any:
+        next(requests)  # the Open
+        opened = spb.ServerFrame()
+        opened.opened.window = 1
+        opened.opened.frame_parts = True
+        yield opened.SerializeToString()
+        yield b"\x68\x01\x72\x03abc"  # part_more, then a part of 3 bytes
+        # and the server's side ends here, status OK
+
+    server = grpc.server(ThreadPoolExecutor(max_workers=2))
+    handler = grpc.method_handlers_generic_handler(
+        "fontus.v1.Remote", {"Session": grpc.stream_stream_rpc_method_handler(session)}
+    )
+    server.add_generic_rpc_handlers((handler,))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+
+        async def run() -> list[Any]:
+            async with open_stream(f"127.0.0.1:{port}", open_frame) as (_, results):
+                deadline = asyncio.get_running_loop().time() + WAIT_S
+                while not results.ended and asyncio.get_running_loop().time() < deadline:
+                    await asyncio.sleep(0.01)
+                return list(results.ended)
+
+        ended = client_loop().submit(run()).result(30)
+    finally:
+        server.stop(0)
+    assert [str(e) for e in ended] == [
+        "stream-test: the server ended the stream with a frame in parts incomplete after 1 parts"
+    ]

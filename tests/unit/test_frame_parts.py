@@ -102,6 +102,17 @@ def test_a_whole_frame_inside_a_part_sequence_is_refused() -> None:
         assembler.add(whole)
 
 
+def test_an_unfinished_frame_in_parts_is_reported() -> None:
+    parts = list(requests_in_parts([encode_request(1, image(PART_BYTES * 2))]))
+    assembler = PartAssembler(LIMIT)
+    assert assembler.incomplete() is None
+    assembler.add(parts[0])
+    assert assembler.incomplete() == "a frame in parts incomplete after 1 parts"
+    assembler.add(parts[1])
+    assembler.add(parts[2])
+    assert assembler.incomplete() is None
+
+
 @pytest.mark.parametrize(
     ("data", "error"),
     [

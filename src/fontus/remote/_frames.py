@@ -279,6 +279,12 @@ class PartAssembler:
         self._reset()
         return whole
 
+    def incomplete(self) -> str | None:
+        """What is missing of a frame begun in parts and not finished (None: nothing)."""
+        if self.count:
+            return f"a frame in parts incomplete after {self.count} parts"
+        return None
+
     def _reset(self) -> None:
         self.parts, self.size, self.count, self.buffer = [], 0, 0, None
 

@@ -268,6 +268,10 @@ class RemoteStream:
                     code = await self.call.code()
                     if code != grpc.StatusCode.OK:
                         error = await self._status_error()
+                    elif missing := self._parts_in.incomplete():
+                        error = RemoteError(
+                            f"{self.where}: the server ended the stream with {missing}"
+                        )
                     break
                 self.bytes_in += len(data)
                 self.last_heard = time.monotonic()  # any frame, heartbeats included

@@ -242,6 +242,9 @@ class ServerSession:
                 while self.unfinished_bytes > MAX_UNFINISHED_BYTES:
                     self._room.clear()
                     await self._room.wait()
+            missing = self._parts_in.incomplete()
+            if missing:
+                raise ProtocolError("INVALID_ARGUMENT", f"the client half-closed with {missing}")
         except ProtocolError as exc:
             log.warning("session %s (%s): %s", self.id, self.client, exc.detail)
             self.push(StreamEnd(exc.code, exc.detail))
