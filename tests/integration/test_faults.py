@@ -126,6 +126,30 @@ def test_a_server_back_without_messagepack_trees_gets_the_column_form_from_then_
     assert len(said) == 1, [r.getMessage() for r in caplog.records]
 
 
+def test_requests_replayed_to_a_server_without_msgpack_are_sent_in_the_column_form(
+    servers: Callable[..., list[LoopbackServer]], tmp_path: Path
+) -> None:
+    # The restarted server cannot read MessagePack at all (msgpack not installed: hidden
+    # here by a module of that name that refuses to import). The requests waiting for
+    # an answer when the first server died were written with MessagePack trees; the
+    # Warp writes them again in the column form before replaying them, so none fails.
+    hidden = tmp_path / "hide"
+    hidden.mkdir()
+    (hidden / "msgpack.py").write_text('raise ImportError("msgpack hidden by the test")\n')
+    (first,) = servers(1)
+    count = 300
+    out = tmp_path / "remote.jsonl"
+    remote = {"target": first.target, "timeout": REQUEST_TIMEOUT_S, "on_error": "stop"}
+    pipeline = counter_pipeline(out, "running_sum", remote, count)
+    fault = restarter(servers, first, env={"PYTHONPATH": str(hidden)})
+    run = run_with_fault(pipeline, fault, after=100)
+    assert run.state == "done", str(pipeline.error)
+    assert [r["payload"]["n"] for r in records(out)] == list(range(count))
+    assert run.extra["value_trees"] == "columns" and run.extra["reconnects"] >= 1
+    assert run.extra["replayed"] >= 1  # requests were waiting at the fault: re-encoded
+    assert run.extra["failures"] == 0
+
+
 def counter_pipeline(out: Path, mark: str, remote: dict[str, Any], count: int) -> Pipeline:
     """counter {"n": i} -> rate (local delay) -> g (``mark``, remote) -> out (jsonl)."""
     return Pipeline.from_dict(

@@ -76,6 +76,12 @@ class _Pending:
     conn: int = 0
     #: Failed before it was sent (see Warp._unreachable).
     unsent: bool = False
+    #: A request whose value trees were written in MessagePack: re-encoded in the
+    #: column form when replayed to a server that does not read it.
+    packed: bool = False
+    #: The request's entry node and upstream node (to encode it again).
+    target: str = ""
+    origin: str = ""
 
 
 class _Slots(threading.Semaphore):
@@ -212,6 +218,8 @@ class Warp(Node):
         self._session_id = ""
         self.granted_window = window
         self.pack_trees = False  # set once the sessions are open (see _connect)
+        #: Some request was written with MessagePack trees (see Connection.send).
+        self.packed_any = False
         # Stats.
         self.requests = 0
         self.configures = 0
@@ -352,6 +360,8 @@ class Warp(Node):
         origin = self.origin
         target = self.routes.get(origin, "") if self.routes else ""
         item: EncodedItem | JuturnaItem
+        # Read once: a reconnect may turn it off meanwhile (see Connection.send).
+        packed = self.pack_trees and self.protocol != "juturna"
         if self.protocol == "juturna":
             item = encode_juturna_request(seq, message, self.name, self.timeout, self.remote_config)
         else:
@@ -362,10 +372,13 @@ class Warp(Node):
                 target=target,
                 origin=origin,
                 compression=self.compression,
-                pack_trees=self.pack_trees,
+                pack_trees=packed,
             )
         self._take_slot()
         pending = _Pending(seq, item, time.perf_counter(), self._deadline(), message)
+        if packed:
+            pending.packed, pending.target, pending.origin = True, target, origin
+            self.packed_any = True
         if len(self._conns) > 1:
             # Spread over the sessions, least loaded first; the tracker restores order.
             pending.conn = self._least_loaded()
@@ -662,21 +675,57 @@ class Warp(Node):
                     pending.outputs.clear()
         return count
 
-    def replay_items(self, index: int) -> list[tuple[int, Any]]:
+    def replay_items(self, index: int, columns: bool = False) -> list[tuple[int, Any]]:
         """What a re-opened session must receive, in seq order: every configuration change
         sent on it (finished ones too: the new node instance needs them) and every
-        request without an answer."""
+        request without an answer.
+
+        ``columns``: the new session's server does not read MessagePack trees (a
+        replica of another version, or without msgpack), so requests written with
+        them are encoded again in the column form, from the messages they carry.
+        """
         with self._cond:
-            items = {
-                p.seq: p.item
-                for p in self._pending.values()
-                if p.conn == index and p.state == _PENDING
-            }
+            items: dict[int, Any] = {}
+            for p in self._pending.values():
+                if p.conn != index or p.state != _PENDING:
+                    continue
+                if columns and p.packed and not self._in_columns(p):
+                    continue
+                items[p.seq] = p.item
             for conn, seq, data in self._config_history:
                 if conn == index and seq not in items:
                     items[seq] = data
                     self._silent.add(seq)
         return sorted(items.items())
+
+    def columns_item(self, seq: int, item: Any) -> Any:
+        """``item`` (request ``seq``) for a server that does not read MessagePack trees:
+        encoded again in the column form if it was written with them (it was encoded
+        before the Warp learnt that its new session's server does not read them)."""
+        with self._cond:
+            p = self._pending.get(seq)
+            if p is None or not p.packed or p.item is not item:
+                return item
+            return p.item if self._in_columns(p) else None
+
+    def _in_columns(self, p: _Pending) -> bool:
+        """Encode request ``p`` again, trees in the column form; False (and ``p``
+        failed) if it cannot be.  Called with ``_cond`` held."""
+        try:
+            p.item = encode_request(
+                p.seq,
+                p.meta_source,
+                timeout_ms=int(self.timeout * 1000),
+                target=p.target,
+                origin=p.origin,
+                compression=self.compression,
+            )
+        except WireError as exc:  # not expected: the column form carries every value
+            p.state, p.detail = _FAILED, f"{self.where}: cannot encode it again: {exc}"
+            self._cond.notify_all()
+            return False
+        p.packed = False
+        return True
 
     def connection_closed(self, conn: Connection, error: RemoteError | None) -> None:
         """A session ended for good (closed after flush, refused, or given up)."""
