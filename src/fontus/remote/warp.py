@@ -699,14 +699,17 @@ class Warp(Node):
         return sorted(items.items())
 
     def columns_item(self, seq: int, item: Any) -> Any:
-        """``item`` (request ``seq``) for a server that does not read MessagePack trees:
-        encoded again in the column form if it was written with them (it was encoded
-        before the Warp learnt that its new session's server does not read them)."""
+        """What to send for request ``seq`` (queued as ``item``) to a server that does not
+        read MessagePack trees: encoded again in the column form if it was written with
+        them (before the Warp learnt that its new session's server does not read them);
+        None if that failed (the request is failed, in its turn)."""
         with self._cond:
             p = self._pending.get(seq)
-            if p is None or not p.packed or p.item is not item:
+            if p is None:
                 return item
-            return p.item if self._in_columns(p) else None
+            if p.packed and not self._in_columns(p):
+                return None
+            return p.item
 
     def _in_columns(self, p: _Pending) -> bool:
         """Encode request ``p`` again, trees in the column form; False (and ``p``
