@@ -156,9 +156,9 @@ class Connection:
         """Queue a request or Configure frame (loop thread).  While reconnecting it waits:
         the replay sends every request without Done, this one included."""
         if self.state == "open" and self.stream is not None and seq > self.last_sent:
-            if self.warp.packed_any and "msgpack" not in self.value_formats:
+            if seq <= self.warp.last_packed_seq and "msgpack" not in self.value_formats:
                 # Encoded with MessagePack trees before a reconnect told the Warp that
-                # this server does not read them.
+                # this server does not read them (later requests are in columns).
                 item = self.warp.columns_item(seq, item)
                 if item is None:
                     return  # failed in its turn by the delivery thread

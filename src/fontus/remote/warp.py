@@ -218,8 +218,10 @@ class Warp(Node):
         self._session_id = ""
         self.granted_window = window
         self.pack_trees = False  # set once the sessions are open (see _connect)
-        #: Some request was written with MessagePack trees (see Connection.send).
-        self.packed_any = False
+        #: The last request written with MessagePack trees. ``pack_trees`` only goes
+        #: from on to off (a reconnect to a server that does not read them), so every
+        #: later seq was written in the column form (see Connection.send).
+        self.last_packed_seq = 0
         # Stats.
         self.requests = 0
         self.configures = 0
@@ -365,25 +367,30 @@ class Warp(Node):
         if self.protocol == "juturna":
             item = encode_juturna_request(seq, message, self.name, self.timeout, self.remote_config)
         else:
-            item = encode_request(
-                seq,
-                message,
-                timeout_ms=int(self.timeout * 1000),
-                target=target,
-                origin=origin,
-                compression=self.compression,
-                pack_trees=packed,
-            )
+            item = self._encode(seq, message, target, origin, packed)
         self._take_slot()
         pending = _Pending(seq, item, time.perf_counter(), self._deadline(), message)
         if packed:
             pending.packed, pending.target, pending.origin = True, target, origin
-            self.packed_any = True
+            self.last_packed_seq = seq
         if len(self._conns) > 1:
             # Spread over the sessions, least loaded first; the tracker restores order.
             pending.conn = self._least_loaded()
         self._send(pending)
         self.requests += 1
+
+    def _encode(
+        self, seq: int, message: Message[Any], target: str, origin: str, packed: bool
+    ) -> EncodedItem:
+        return encode_request(
+            seq,
+            message,
+            timeout_ms=int(self.timeout * 1000),
+            target=target,
+            origin=origin,
+            compression=self.compression,
+            pack_trees=packed,
+        )
 
     def _least_loaded(self) -> int:
         loads = [0] * len(self._conns)
@@ -715,14 +722,7 @@ class Warp(Node):
         """Encode request ``p`` again, trees in the column form; False (and ``p``
         failed) if it cannot be.  Called with ``_cond`` held."""
         try:
-            p.item = encode_request(
-                p.seq,
-                p.meta_source,
-                timeout_ms=int(self.timeout * 1000),
-                target=p.target,
-                origin=p.origin,
-                compression=self.compression,
-            )
+            p.item = self._encode(p.seq, p.meta_source, p.target, p.origin, packed=False)
         except WireError as exc:  # not expected: the column form carries every value
             p.state, p.detail = _FAILED, f"{self.where}: cannot encode it again: {exc}"
             self._cond.notify_all()

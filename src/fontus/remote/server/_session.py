@@ -244,7 +244,11 @@ class ServerSession:
                     await self._room.wait()
             missing = self._parts_in.incomplete()
             if missing:
-                raise ProtocolError("INVALID_ARGUMENT", f"the client half-closed with {missing}")
+                raise ProtocolError(
+                    "INVALID_ARGUMENT",
+                    f"the client half-closed with {missing}; send every part, the last "
+                    "without part_more, before half-closing",
+                )
         except ProtocolError as exc:
             log.warning("session %s (%s): %s", self.id, self.client, exc.detail)
             self.push(StreamEnd(exc.code, exc.detail))
