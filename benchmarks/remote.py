@@ -352,16 +352,22 @@ def own_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def proc_stat(pid: int) -> list[str] | None:
+    """The fields of ``/proc/PID/stat`` after the command name (index 0 is the state);
+    None when there is no /proc (not Linux) or the process is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            return f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
 def child_cpu_s(pid: int | None) -> float | None:
     """The same for server process ``pid`` (Linux /proc, clock ticks: a cell of many
     messages reads finer); None when there is none (local, Juturna) or no /proc."""
-    if pid is None:
+    fields = proc_stat(pid) if pid is not None else None
+    if fields is None:
         return None
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return None  # not Linux, or the process is gone
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 

@@ -19,8 +19,6 @@ import time
 
 import remote as bench
 from _bench import Case, bench_registry, image
-from fontus.core import Message
-from fontus.remote import encode_message
 from fontus.testing import LoopbackServer
 
 WARMUP_FRAMES = 40
@@ -29,8 +27,10 @@ MAX_RUN_S = 60.0
 
 def minor_faults(pid: int) -> int:
     """Minor page faults of process ``pid`` so far (Linux /proc)."""
-    with open(f"/proc/{pid}/stat") as stat:
-        return int(stat.read().rsplit(")", 1)[1].split()[7])
+    fields = bench.proc_stat(pid)
+    if fields is None:
+        raise SystemExit(f"steady.py: cannot read /proc/{pid}/stat (it needs Linux's /proc)")
+    return int(fields[7])
 
 
 def main() -> int:
@@ -43,7 +43,8 @@ def main() -> int:
     parser.add_argument("--width", type=int, default=1920)
     args = parser.parse_args()
     payload = image(args.height, args.width)
-    data = encode_message(Message(payload).freeze())
+    # The bytes remote.py's echo sends for this payload, and their size.
+    data, size = bench.encoded_size(payload)
     server: bench.EchoServer | LoopbackServer
     if args.mode == "echo":
         server = bench.EchoServer()
@@ -57,7 +58,7 @@ def main() -> int:
         if args.mode == "echo":
             return bench.run_echo(server.target, data, count, args.window, MAX_RUN_S)
         case = Case("frame", payload, count)
-        return bench.run_fontus(case, registry, server.target, args.window, len(data), MAX_RUN_S)
+        return bench.run_fontus(case, registry, server.target, args.window, size, MAX_RUN_S)
 
     try:
         run(WARMUP_FRAMES)

@@ -79,8 +79,7 @@ class _Pending:
     #: A request whose value trees were written in MessagePack: re-encoded in the
     #: column form when replayed to a server that does not read it.
     packed: bool = False
-    #: The request's entry node and upstream node (to encode it again).
-    target: str = ""
+    #: The upstream node the request came from (to encode it again).
     origin: str = ""
 
 
@@ -360,18 +359,17 @@ class Warp(Node):
         # takes seqs, so they still increase in the order requests are sent.
         seq = next(self._seq)
         origin = self.origin
-        target = self.routes.get(origin, "") if self.routes else ""
         item: EncodedItem | JuturnaItem
         # Read once: a reconnect may turn it off meanwhile (see Connection.send).
         packed = self.pack_trees and self.protocol != "juturna"
         if self.protocol == "juturna":
             item = encode_juturna_request(seq, message, self.name, self.timeout, self.remote_config)
         else:
-            item = self._encode(seq, message, target, origin, packed)
+            item = self._encode(seq, message, origin, packed)
         self._take_slot()
         pending = _Pending(seq, item, time.perf_counter(), self._deadline(), message)
         if packed:
-            pending.packed, pending.target, pending.origin = True, target, origin
+            pending.packed, pending.origin = True, origin
             self.last_packed_seq = seq
         if len(self._conns) > 1:
             # Spread over the sessions, least loaded first; the tracker restores order.
@@ -379,14 +377,13 @@ class Warp(Node):
         self._send(pending)
         self.requests += 1
 
-    def _encode(
-        self, seq: int, message: Message[Any], target: str, origin: str, packed: bool
-    ) -> EncodedItem:
+    def _encode(self, seq: int, message: Message[Any], origin: str, packed: bool) -> EncodedItem:
+        """Request ``seq``: in a group it goes to the entry node ``origin`` feeds."""
         return encode_request(
             seq,
             message,
             timeout_ms=int(self.timeout * 1000),
-            target=target,
+            target=self.routes.get(origin, "") if self.routes else "",
             origin=origin,
             compression=self.compression,
             pack_trees=packed,
@@ -722,7 +719,7 @@ class Warp(Node):
         """Encode request ``p`` again, trees in the column form; False (and ``p``
         failed) if it cannot be.  Called with ``_cond`` held."""
         try:
-            p.item = self._encode(p.seq, p.meta_source, p.target, p.origin, packed=False)
+            p.item = self._encode(p.seq, p.meta_source, p.origin, packed=False)
         except WireError as exc:  # not expected: the column form carries every value
             p.state, p.detail = _FAILED, f"{self.where}: cannot encode it again: {exc}"
             self._cond.notify_all()
