@@ -431,7 +431,7 @@ STREAM_ENDING = {
     "a whole frame inside a frame in parts": (
         [open_frame(), part(3, more=True), good_request(1)],
         "INVALID_ARGUMENT",
-        "malformed frame: a whole frame arrived after 1 parts of another",
+        "malformed frame: a whole frame arrived after 1 part of another",
     ),
     "a part shorter than it declares": (
         [open_frame(), b"\x72\x05abc"],

@@ -249,5 +249,5 @@ def test_a_server_ending_its_stream_in_the_middle_of_a_frame_is_an_error(
     finally:
         server.stop(0)
     assert [str(e) for e in ended] == [
-        "stream-test: the server ended the stream with a frame in parts incomplete after 1 parts"
+        "stream-test: the server ended the stream with a frame in parts incomplete after 1 part"
     ]

@@ -98,7 +98,7 @@ def test_a_whole_frame_inside_a_part_sequence_is_refused() -> None:
     assembler = PartAssembler(LIMIT)
     assembler.add(parts[0])
     whole = join_requests([encode_request(2, Message(ObjectPayload({"a": 1})))])
-    with pytest.raises(WireError, match=r"^a whole frame arrived after 1 parts of another"):
+    with pytest.raises(WireError, match=r"^a whole frame arrived after 1 part of another"):
         assembler.add(whole)
 
 
@@ -107,7 +107,7 @@ def test_an_unfinished_frame_in_parts_is_reported() -> None:
     assembler = PartAssembler(LIMIT)
     assert assembler.incomplete() is None
     assembler.add(parts[0])
-    assert assembler.incomplete() == "a frame in parts incomplete after 1 parts"
+    assert assembler.incomplete() == "a frame in parts incomplete after 1 part"
     assembler.add(parts[1])
     assembler.add(parts[2])
     assert assembler.incomplete() is None

@@ -193,6 +193,10 @@ def _part(chunk: list[Any], size: int, *, more: bool) -> bytes:
     return b"".join([_PART_MORE if more else b"", _PART_TAG, _varint(size), *chunk])
 
 
+def _parts(count: int) -> str:
+    return "1 part" if count == 1 else f"{count} parts"
+
+
 class PartsTooLarge(WireError):
     """A frame sent in parts grew past the receiver's message limit."""
 
@@ -233,7 +237,7 @@ class PartAssembler:
         if first != _PART_MORE[:1] and first != _PART_TAG:
             if self.count:
                 raise WireError(
-                    f"a whole frame arrived after {self.count} parts of another "
+                    f"a whole frame arrived after {_parts(self.count)} of another "
                     "(a frame in parts must end with a part without part_more)"
                 )
             return data
@@ -282,7 +286,7 @@ class PartAssembler:
     def incomplete(self) -> str | None:
         """What is missing of a frame begun in parts and not finished (None: nothing)."""
         if self.count:
-            return f"a frame in parts incomplete after {self.count} parts"
+            return f"a frame in parts incomplete after {_parts(self.count)}"
         return None
 
     def _reset(self) -> None:
