@@ -165,7 +165,35 @@ def test_transmit_of_a_received_frozen_message_derives_a_new_one() -> None:
     assert sent.id != received.id
     assert sent.creator == "echo"
     assert sent.meta == {"k": 1}
+    assert sent.frozen and sent.created_at == received.created_at
     assert received.creator == "src"
+
+
+def test_passed_on_shares_the_frozen_parts_and_merges_timers() -> None:
+    original = Message(
+        BytesPayload(b"x"), creator="src", version=3, meta={"a": (1, 2)}, timers={"t": 0.5}
+    ).freeze()
+    plain = original.passed_on()
+    assert plain.frozen and plain.id != original.id
+    assert plain.payload is original.payload
+    assert plain.meta is original.meta and plain.timers is original.timers
+    assert (plain.created_at, plain.creator, plain.version) == (original.created_at, "src", 3)
+    timed = original.passed_on({"hop": 0.25, "t": 1.5})
+    assert timed.timers == {"t": 1.5, "hop": 0.25}
+    assert original.timers == {"t": 0.5}
+    # What evolve() then freeze() gives, but for the id.
+    evolved = original.evolve(timers={"hop": 0.25, "t": 1.5}).freeze()
+    assert all(
+        getattr(timed, f) == getattr(evolved, f)
+        for f in ("payload", "meta", "timers", "created_at", "creator", "version")
+    )
+    with pytest.raises(FrozenMessageError, match="set 'creator'"):
+        timed.creator = "other"
+
+
+def test_passed_on_needs_a_frozen_message() -> None:
+    with pytest.raises(FrozenMessageError, match="needs a frozen message"):
+        Message(BytesPayload(b"x")).passed_on()
 
 
 def test_transmit_stamps_creator_and_increasing_versions() -> None:

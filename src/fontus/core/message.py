@@ -127,6 +127,33 @@ class Message(Generic[P]):
         kwargs.update(changes)
         return Message(self.payload if payload is None else payload, **kwargs)
 
+    def passed_on(self, timers: Mapping[str, float] | None = None) -> Message[P]:
+        """What ``freeze(evolve(timers=timers))`` gives for a frozen message, without the work.
+
+        A new message (new id; same payload, meta and ``created_at``; ``timers``
+        merged over this one's) that shares this one's frozen meta and timers
+        instead of copying and re-checking them: a node passing its input on
+        (``transmit(message)``), on every hop.  ``timers`` must be floats.
+        Creator and version are left for the caller to set (``transmit`` does).
+        """
+        if not self._frozen:
+            raise FrozenMessageError(f"message {self.id}: passed_on() needs a frozen message")
+        merged = self.timers
+        if timers:
+            assert type(merged) is FrozenDict  # frozen messages hold their timers so
+            merged = FrozenDict.adopt({**merged._data, **timers})
+        message: Message[P] = Message.__new__(Message)
+        set_ = object.__setattr__
+        set_(message, "payload", self.payload)
+        set_(message, "id", next_message_id())
+        set_(message, "created_at", self.created_at)
+        set_(message, "creator", self.creator)
+        set_(message, "version", self.version)
+        set_(message, "meta", self.meta)
+        set_(message, "timers", merged)
+        set_(message, "_frozen", True)
+        return message
+
     @classmethod
     def frozen_from_parts(
         cls,

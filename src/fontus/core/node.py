@@ -155,7 +155,8 @@ class Node:
         if isinstance(item, Payload):
             message: Message[Any] = Message(item)
         elif isinstance(item, Message):
-            message = item.evolve() if item.frozen else item
+            # A received message is passed on as a new one sharing its frozen parts.
+            message = item.passed_on() if item.frozen else item
         else:
             raise NodeError(
                 self.name,
@@ -171,7 +172,8 @@ class Node:
                 object.__setattr__(message, "creator", self._fontus_name)
                 object.__setattr__(message, "version", self._fontus_version)
                 self._fontus_version += 1
-        message.freeze()
+        if not message.frozen:
+            message.freeze()
         if port:
             self._fontus_host.emit(self, message, port)  # type: ignore[call-arg]
         else:

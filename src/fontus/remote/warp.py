@@ -872,7 +872,12 @@ class Warp(Node):
             self.failures += 1
             log.warning("node '%s': could not decode an output: %s", self.name, exc)
             return
-        out = message.evolve(timers=timers) if timers else message
+        if not timers:
+            out = message
+        elif message.frozen:
+            out = message.passed_on(timers)
+        else:
+            out = message.evolve(timers=timers)
         self.outputs += 1
         if self.graph:
             self.transmit(out, port=exit_name)
