@@ -16,6 +16,11 @@ For each payload (20 ms audio, 1 s audio, 720p and 1080p rgb24 frames, a
 * **echo w1 / w32**: the floor, a raw ``grpc.aio`` bidirectional stream
   echoing the same encoded bytes, with the same number of messages in flight,
   against an echo server in another process (as the Fontus server is);
+* **session wN** (not a default column): a bare ``grpc.aio`` client speaking the
+  session protocol itself (Open, then one request per frame, N in flight, each
+  finished when its Done arrives) to the same ``fontus serve``: the server's and
+  the protocol's share of a round trip, without the pipeline's threads and the
+  Warp (what is left between this column and ``fontus wN`` is the client's);
 * **juturna w1**: Juturna 2.1.1's own Warp against its own ``juturna remotize``
   server (see :func:`run_juturna` and ``_juturna_bench.py``; "not run" when the
   Juturna venv or user namespaces are missing).
@@ -62,10 +67,15 @@ from _bench import (
 from _util import print_table, write_json
 from fontus.core import Message, Payload, Registry
 from fontus.remote import encode_message
+from fontus.remote._channel import make_channel
 from fontus.remote._eventloop import event_loop_name
 from fontus.remote._eventloop import run as run_on_fontus_loop
+from fontus.remote._frames import decode_frame, encode_request, join_requests
+from fontus.remote._limits import DEFAULT_LIMITS
 from fontus.remote._loop import client_loop
 from fontus.remote._packed import tree_formats
+from fontus.remote._stream import SESSION_METHOD
+from fontus.remote._wire.v1 import session_pb2 as spb
 from fontus.remote.server._heap import tune_heap
 from fontus.testing import LoopbackServer
 
@@ -74,6 +84,8 @@ REPEATS = 3
 WINDOWS = (1, 32)
 #: A column of --columns: one of COLUMNS, or "fontus wN" / "echo wN" for any window N.
 COLUMN_RE = re.compile(r"(fontus|echo) w([1-9][0-9]*)")
+#: "session wN": a bare gRPC client speaking the session protocol to fontus serve.
+SESSION_RE = re.compile(r"session w([1-9][0-9]*)")
 #: "fontus wN worker": the same against a server run with --no-inline, where identity
 #: (declared light, see decision 0009) runs on its session's worker thread.
 WORKER_RE = re.compile(r"fontus w([1-9][0-9]*) worker")
@@ -213,6 +225,86 @@ async def _echo_run(target: str, data: bytes, count: int, window: int, max_s: fl
     )
 
 
+async def _session_run(
+    target: str, message: Message[Any], count: int, window: int, max_s: float
+) -> Cell:
+    """Identity behind ``fontus serve``, driven by a bare client speaking the session
+    protocol: requests encoded as a Warp encodes them, one per frame, ``window`` in
+    flight, each finished when its Done arrives (outputs are not decoded)."""
+    formats = tree_formats()
+    async with make_channel(target) as channel:
+        call = channel.stream_stream(SESSION_METHOD)()
+        frame = spb.ClientFrame()
+        frame.open.node.name = "node"
+        frame.open.node.mark = "identity"
+        frame.open.client = "remote.py session"
+        frame.open.window = window
+        frame.open.protocol_version = 1
+        frame.open.value_formats.extend(formats)
+        await call.write(frame.SerializeToString())
+        opened = spb.ServerFrame()
+        decode_frame(await call.read(), opened, DEFAULT_LIMITS)
+        if opened.WhichOneof("kind") != "opened":
+            raise RuntimeError(f"session w{window}: the server answered {opened}")
+        pack = "msgpack" in opened.opened.value_formats
+        slots = asyncio.Semaphore(window)
+        start = time.perf_counter()
+        stop_at = start + max_s
+        free_since: deque[float] = deque([start] * window)  # as in _echo_run
+        sent_at: deque[float] = deque()
+
+        async def writer() -> None:
+            for seq in range(1, count + 1):
+                # Encoded before its slot is taken, as a Warp does (the echo's bytes are
+                # ready too): the round trip starts when the slot frees up.
+                item = encode_request(
+                    seq, message, timeout_ms=60_000, origin="src", pack_trees=pack
+                )
+                await slots.acquire()
+                if time.perf_counter() > stop_at:
+                    break
+                sent_at.append(free_since.popleft())
+                await call.write(join_requests([item]))
+            await call.done_writing()
+
+        task = asyncio.create_task(writer())
+        rtts: list[float] = []
+        last = start
+        while True:
+            data = await call.read()
+            if data is grpc.aio.EOF:
+                break
+            results = spb.ServerFrame()
+            decode_frame(data, results, DEFAULT_LIMITS)
+            for r in results.results.items:
+                kind = r.WhichOneof("kind")
+                if kind == "failed":
+                    raise RuntimeError(f"session w{window}: request {r.seq} failed: {r.failed}")
+                if kind == "done":
+                    last = time.perf_counter()
+                    rtts.append(last - sent_at.popleft())
+                    free_since.append(last)
+                    slots.release()
+        await task
+    received = len(rtts)
+    steady = rtts[WARMUP_MESSAGES:] or rtts
+    rate = received / (last - start) if last > start else 0.0
+    size = len(encode_message(message, pack_trees=bool(formats)))
+    return Cell(
+        msgs_per_s=rate,
+        p50_ms=pct(steady, 0.5) * 1000,
+        p99_ms=pct(steady, 0.99) * 1000,
+        mb_per_s=rate * size / 1e6,
+        messages=received,
+    )
+
+
+def run_session(target: str, case: Case, window: int, max_s: float) -> Cell:
+    message = Message(case.payload, timers={STAMP: 0.0}).freeze()
+    future = client_loop().submit(_session_run(target, message, case.count, window, max_s))
+    return future.result(timeout=max_s + 30.0)
+
+
 def run_echo(target: str, data: bytes, count: int, window: int, max_s: float) -> Cell:
     # On the loop thread Fontus's own clients use: grpc.aio wants one event loop per
     # process (a second loop makes its completion queue poller fail with EAGAIN), and
@@ -326,6 +418,8 @@ def measure_all(
                             assert worker_server is not None
                             target = worker_server.target
                             cell = run_fontus(case, registry, target, int(m[1]), size, max_s)
+                        elif m := SESSION_RE.fullmatch(column):
+                            cell = run_session(server.target, case, int(m[1]), max_s)
                         elif column.startswith("fontus w"):
                             w = int(column.removeprefix("fontus w"))
                             cell = run_fontus(case, registry, server.target, w, size, max_s)
@@ -377,7 +471,7 @@ def _server_pid(
     """The server process a column's cell talks to (None for local and Juturna's)."""
     if WORKER_RE.fullmatch(column):
         return worker.process.pid if worker is not None and worker.process else None
-    if column.startswith("fontus w"):
+    if column.startswith("fontus w") or SESSION_RE.fullmatch(column):
         return server.process.pid if server.process else None
     if column.startswith("echo w"):
         return echo.process.pid
@@ -439,8 +533,8 @@ def main(argv: list[str] | None = None) -> int:
         "--columns",
         default="",
         help="only these columns (comma-separated): local, juturna w1, and "
-        f"'fontus wN' / 'echo wN' / 'fontus wN worker' (a --no-inline server) for any "
-        f"window N (default: {', '.join(COLUMNS)})",
+        f"'fontus wN' / 'echo wN' / 'fontus wN worker' (a --no-inline server) / 'session wN' "
+        f"(a bare session client) for any window N (default: {', '.join(COLUMNS)})",
     )
     parser.add_argument("--echo-server", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -457,12 +551,13 @@ def main(argv: list[str] | None = None) -> int:
         unknown = [
             c
             for c in columns
-            if c not in COLUMNS and not COLUMN_RE.fullmatch(c) and not WORKER_RE.fullmatch(c)
+            if c not in COLUMNS
+            and not any(r.fullmatch(c) for r in (COLUMN_RE, WORKER_RE, SESSION_RE))
         ]
         if unknown:
             parser.error(
                 f"unknown column(s) {', '.join(map(repr, unknown))}: use {', '.join(COLUMNS)}, "
-                "or 'fontus wN' / 'echo wN' / 'fontus wN worker' for a window N"
+                "or 'fontus wN' / 'echo wN' / 'fontus wN worker' / 'session wN' for a window N"
             )
     repeats = 1 if args.quick else args.repeats
     max_s = 5.0 if args.quick else MAX_RUN_S
@@ -493,6 +588,7 @@ def main(argv: list[str] | None = None) -> int:
         lambda c, cells: f"{c.p50_ms:.2f} / {c.p99_ms:.2f}",
         [
             "fontus: the Warp's rtt (request sent → Done received); echo: write → reply; "
+            "session: write → Done; "
             "local: source → sink, one message in flight",
         ],
     )
@@ -523,6 +619,14 @@ def main(argv: list[str] | None = None) -> int:
     worker_windows = sorted(
         {int(m[1]) for c in columns if (m := WORKER_RE.fullmatch(c)) and f"echo w{m[1]}" in columns}
     )
+    # The bare session client's columns, each against the echo of its window.
+    session_windows = sorted(
+        {
+            int(m[1])
+            for c in columns
+            if (m := SESSION_RE.fullmatch(c)) and f"echo w{m[1]}" in columns
+        }
+    )
     ratios: dict[str, dict[str, float | None]] = {}
     ratio_rows = []
     for case in chosen:
@@ -534,11 +638,13 @@ def main(argv: list[str] | None = None) -> int:
                 value = ratio(getattr(f, metric), getattr(e, metric)) if f and e else None
                 entry[f"w{w}_{metric}"] = value
                 row.append(fmt_ratio(value))
-        for w in worker_windows:
-            f, e = med[case.name].get(f"fontus w{w} worker"), med[case.name].get(f"echo w{w}")
-            for metric in ("msgs_per_s", "p50_ms"):
-                value = ratio(getattr(f, metric), getattr(e, metric)) if f and e else None
-                entry[f"w{w}_worker_{metric}"] = value
+        for label, ws in (("worker", worker_windows), ("session", session_windows)):
+            for w in ws:
+                column = f"fontus w{w} worker" if label == "worker" else f"session w{w}"
+                f, e = med[case.name].get(column), med[case.name].get(f"echo w{w}")
+                for metric in ("msgs_per_s", "p50_ms"):
+                    value = ratio(getattr(f, metric), getattr(e, metric)) if f and e else None
+                    entry[f"w{w}_{label}_{metric}"] = value
         ratios[case.name] = entry
         ratio_rows.append(row)
     goals = evaluate_goals(ratios)
@@ -562,6 +668,13 @@ def main(argv: list[str] | None = None) -> int:
                 f"{fmt_ratio(ratios[case.name].get(f'w{w}_worker_p50_ms'))}"
                 for case in chosen
                 for w in worker_windows
+            ),
+            *(
+                f"{case.name}: session w{w} / echo w{w}: msgs/s "
+                f"{fmt_ratio(ratios[case.name].get(f'w{w}_session_msgs_per_s'))}, p50 "
+                f"{fmt_ratio(ratios[case.name].get(f'w{w}_session_p50_ms'))}"
+                for case in chosen
+                for w in session_windows
             ),
             JUTURNA_REFERENCE,
             f"event loop (fontus serve, the client loop and the echo server alike): "
