@@ -39,12 +39,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
 import re
 import resource
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -176,6 +177,70 @@ class EchoServer(ChildServer):
         super().__init__(__file__, "--echo-server")
 
 
+class _Window:
+    """``window`` messages in flight, timed alike for the echo and the bare session client.
+
+    A message is "sent" when its slot frees up, as a Warp's request is when its
+    update gets a slot: with N in flight, waiting behind the writer counts too.
+    """
+
+    def __init__(self, window: int, max_s: float) -> None:
+        self.slots = asyncio.Semaphore(window)
+        self.start = self.last = time.perf_counter()
+        self.stop_at = self.start + max_s
+        self.free_since: deque[float] = deque([self.start] * window)
+        self.sent_at: deque[float] = deque()
+        self.rtts: list[float] = []
+
+    async def take(self) -> bool:
+        """Wait for a slot; False once the run's time is up (send nothing more)."""
+        await self.slots.acquire()
+        if time.perf_counter() > self.stop_at:
+            return False
+        self.sent_at.append(self.free_since.popleft())
+        return True
+
+    def answered(self) -> None:
+        """The oldest message in flight was answered: its round trip ends, its slot frees."""
+        self.last = time.perf_counter()
+        self.rtts.append(self.last - self.sent_at.popleft())
+        self.free_since.append(self.last)
+        self.slots.release()
+
+    async def run(
+        self, call: Any, outgoing: Iterator[bytes], answers: Callable[[bytes], int]
+    ) -> None:
+        """Write ``outgoing`` a slot at a time (each taken from it before its slot, so a
+        message is ready when its slot frees), and read until the stream ends;
+        ``answers(reply)`` says how many messages in flight a reply finishes."""
+
+        async def writer() -> None:
+            for data in outgoing:
+                if not await self.take():
+                    break
+                await call.write(data)
+            await call.done_writing()
+
+        task = asyncio.create_task(writer())
+        while (reply := await call.read()) is not grpc.aio.EOF:
+            for _ in range(answers(reply)):
+                self.answered()
+        await task
+
+    def cell(self, size: int) -> Cell:
+        received = len(self.rtts)
+        steady = self.rtts[WARMUP_MESSAGES:] or self.rtts
+        elapsed = self.last - self.start
+        rate = received / elapsed if elapsed > 0 else 0.0
+        return Cell(
+            msgs_per_s=rate,
+            p50_ms=pct(steady, 0.5) * 1000,
+            p99_ms=pct(steady, 0.99) * 1000,
+            mb_per_s=rate * size / 1e6,
+            messages=received,
+        )
+
+
 async def _echo_run(target: str, data: bytes, count: int, window: int, max_s: float) -> Cell:
     options = [
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -184,45 +249,9 @@ async def _echo_run(target: str, data: bytes, count: int, window: int, max_s: fl
     async with grpc.aio.insecure_channel(target, options=options) as channel:
         await asyncio.wait_for(channel.channel_ready(), 10.0)
         call = channel.stream_stream(ECHO_METHOD)()
-        slots = asyncio.Semaphore(window)
-        start = time.perf_counter()
-        stop_at = start + max_s
-        # A message is "sent" when its slot frees up, as a Warp's request is when its
-        # update gets a slot: with N in flight, waiting behind the writer counts too.
-        free_since: deque[float] = deque([start] * window)
-        sent_at: deque[float] = deque()
-
-        async def writer() -> None:
-            for _ in range(count):
-                await slots.acquire()
-                if time.perf_counter() > stop_at:
-                    break
-                sent_at.append(free_since.popleft())
-                await call.write(data)
-            await call.done_writing()
-
-        task = asyncio.create_task(writer())
-        rtts: list[float] = []
-        last = start
-        while True:
-            reply = await call.read()
-            if reply is grpc.aio.EOF:
-                break
-            last = time.perf_counter()
-            rtts.append(last - sent_at.popleft())
-            free_since.append(last)
-            slots.release()
-        await task
-    received = len(rtts)
-    steady = rtts[WARMUP_MESSAGES:] or rtts
-    rate = received / (last - start) if last > start else 0.0
-    return Cell(
-        msgs_per_s=rate,
-        p50_ms=pct(steady, 0.5) * 1000,
-        p99_ms=pct(steady, 0.99) * 1000,
-        mb_per_s=rate * len(data) / 1e6,
-        messages=received,
-    )
+        timing = _Window(window, max_s)
+        await timing.run(call, itertools.repeat(data, count), lambda reply: 1)
+    return timing.cell(len(data))
 
 
 async def _session_run(
@@ -247,56 +276,29 @@ async def _session_run(
         if opened.WhichOneof("kind") != "opened":
             raise RuntimeError(f"session w{window}: the server answered {opened}")
         pack = "msgpack" in opened.opened.value_formats
-        slots = asyncio.Semaphore(window)
-        start = time.perf_counter()
-        stop_at = start + max_s
-        free_since: deque[float] = deque([start] * window)  # as in _echo_run
-        sent_at: deque[float] = deque()
+        # Encoded as a Warp encodes them, before their slot is taken (the echo's bytes
+        # are ready too): a round trip starts when the slot frees up.
+        requests = (
+            join_requests(
+                [encode_request(seq, message, timeout_ms=60_000, origin="src", pack_trees=pack)]
+            )
+            for seq in range(1, count + 1)
+        )
 
-        async def writer() -> None:
-            for seq in range(1, count + 1):
-                # Encoded before its slot is taken, as a Warp does (the echo's bytes are
-                # ready too): the round trip starts when the slot frees up.
-                item = encode_request(
-                    seq, message, timeout_ms=60_000, origin="src", pack_trees=pack
-                )
-                await slots.acquire()
-                if time.perf_counter() > stop_at:
-                    break
-                sent_at.append(free_since.popleft())
-                await call.write(join_requests([item]))
-            await call.done_writing()
-
-        task = asyncio.create_task(writer())
-        rtts: list[float] = []
-        last = start
-        while True:
-            data = await call.read()
-            if data is grpc.aio.EOF:
-                break
+        def dones(data: bytes) -> int:
             results = spb.ServerFrame()
             decode_frame(data, results, DEFAULT_LIMITS)
+            finished = 0
             for r in results.results.items:
                 kind = r.WhichOneof("kind")
                 if kind == "failed":
                     raise RuntimeError(f"session w{window}: request {r.seq} failed: {r.failed}")
-                if kind == "done":
-                    last = time.perf_counter()
-                    rtts.append(last - sent_at.popleft())
-                    free_since.append(last)
-                    slots.release()
-        await task
-    received = len(rtts)
-    steady = rtts[WARMUP_MESSAGES:] or rtts
-    rate = received / (last - start) if last > start else 0.0
-    size = len(encode_message(message, pack_trees=bool(formats)))
-    return Cell(
-        msgs_per_s=rate,
-        p50_ms=pct(steady, 0.5) * 1000,
-        p99_ms=pct(steady, 0.99) * 1000,
-        mb_per_s=rate * size / 1e6,
-        messages=received,
-    )
+                finished += kind == "done"
+            return finished
+
+        timing = _Window(window, max_s)
+        await timing.run(call, requests, dones)
+    return timing.cell(len(encode_message(message, pack_trees=bool(formats))))
 
 
 def run_session(target: str, case: Case, window: int, max_s: float) -> Cell:
