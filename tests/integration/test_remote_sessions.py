@@ -114,6 +114,44 @@ def test_shared_sessions_make_one_running_total_across_pipelines(
 # -- the window: backpressure --------------------------------------------------------
 
 
+def test_an_abort_frees_a_source_waiting_for_room_in_a_warps_feed(
+    catalogue_server: LoopbackServer, build_pipeline: Build
+) -> None:
+    # A Warp takes its data on the client loop (LoopFeed): a source it holds back waits
+    # for room there, and an abort must release it as a full inbox would.
+    pipeline = build_pipeline(
+        [
+            {"name": "src", "mark": "counter", "configuration": {"count": 500}},
+            {
+                "name": "slow",
+                "mark": "delay",
+                "configuration": {"seconds": 0.05},
+                "remote": {"target": catalogue_server.target, "window": 1},
+                "inbox": {"capacity": 2},
+            },
+            {"name": "out", "mark": "collect"},
+        ],
+        [("src", "slow"), ("slow", "out")],
+    )
+    pipeline.start()
+    warp = pipeline.nodes["slow"]
+    assert warp._feed is not None and warp._feed.active
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    depths = []
+    while len(pipeline.nodes["out"].messages) < 3:
+        assert time.monotonic() < deadline, "no output from the slow node"
+        depths.append(pipeline.stats()["slow"].queue_depth)
+        time.sleep(SAMPLE_S)
+    assert max(depths) <= 2, f"queue depth went up to {max(depths)} with a capacity of 2"
+    assert max(depths) == 2  # the source did wait for room
+    started = time.monotonic()
+    pipeline.stop(graceful=False)
+    assert pipeline.wait(10.0), f"pipeline still {pipeline.state} 10 s after an abort"
+    assert time.monotonic() - started < 5.0
+    result = pipeline.result()
+    assert result.stats["src"].sent < 500  # stopped, not run to the end
+
+
 def test_slow_remote_node_keeps_the_window_and_slows_the_source(
     catalogue_server: LoopbackServer, build_pipeline: Build
 ) -> None:

@@ -12,9 +12,9 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-__all__ = ["Inbox", "InboxClosed", "Item", "QuietCondition"]
+__all__ = ["Inbox", "InboxClosed", "Item", "ItemFeed", "QuietCondition"]
 
 
 class QuietCondition(threading.Condition):
@@ -59,8 +59,30 @@ class Item:
     enqueued_at: float = 0.0
 
 
+class ItemFeed(Protocol):
+    """Where an inbox's items go instead while ``active``: a node that takes its input on
+    another thread than its own (a Warp, on the client event loop).
+
+    The feed keeps the inbox's promises: items stay in order, ``put`` blocks while
+    ``capacity`` data items wait (backpressure), control items never wait for room, and
+    the items the node's own thread must see (end of stream, configuration changes) come
+    back through :meth:`Inbox.put_here`, in their place.  After the node thread handled
+    one of those the runner calls :meth:`handled`.
+    """
+
+    active: bool
+
+    def put(self, item: Item) -> None: ...
+    def handled(self, item: Item) -> None: ...
+    def close(self) -> None: ...
+    def __len__(self) -> int: ...
+
+
 class Inbox:
     """A bounded FIFO shared by producers (upstream threads) and one consumer (the node thread)."""
+
+    #: Set by the runner for a node that has one (see ItemFeed).
+    feed: ItemFeed | None = None
 
     def __init__(self, capacity: int, overflow: str = "block") -> None:
         if capacity < 1:
@@ -78,10 +100,19 @@ class Inbox:
         self.high_water = 0
 
     def __len__(self) -> int:
-        return len(self._items)
+        feed = self.feed
+        return len(self._items) + (len(feed) if feed is not None else 0)
 
     def put(self, item: Item) -> None:
         """Add ``item``; with ``block``, wait while the inbox is full (raises InboxClosed if closed)."""
+        feed = self.feed
+        if feed is not None and feed.active:
+            feed.put(item)
+            return
+        self.put_here(item)
+
+    def put_here(self, item: Item) -> None:
+        """:meth:`put` into this inbox itself, never into its feed."""
         item.enqueued_at = time.perf_counter()
         with self._lock:
             if len(self._items) >= self.capacity and not item.control:
@@ -97,6 +128,11 @@ class Inbox:
             if depth > self.high_water:
                 self.high_water = depth
             self._not_empty.notify()
+
+    def count(self, predicate: Any) -> int:
+        """How many queued items ``predicate(item)`` is true of."""
+        with self._lock:
+            return sum(1 for item in self._items if predicate(item))
 
     def _drop_oldest_data(self) -> None:
         for i, queued in enumerate(self._items):
@@ -124,3 +160,5 @@ class Inbox:
             self._closed = True
             self._not_full.notify_all()
             self._not_empty.notify_all()
+        if self.feed is not None:
+            self.feed.close()

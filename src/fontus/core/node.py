@@ -94,6 +94,11 @@ class Node:
         self._fontus_origin = ""
         return self
 
+    def _fontus_item_feed(self, inbox: Any, runner: Any) -> Any:
+        """Internal: an :class:`~fontus.core.inbox.ItemFeed` taking this node's data items
+        instead of its thread, or None (every node but a Warp)."""
+        return None
+
     # -- identity -------------------------------------------------------
     @property
     def name(self) -> str:

@@ -50,6 +50,9 @@ class NodeRunner:
         self.origins = list(origins)
         self.is_source = isinstance(node, Source)
         self.inbox = Inbox(config.inbox.capacity, config.inbox.overflow)
+        if config.sync.mode == "passthrough" and config.inbox.overflow == "block":
+            # A node may take its data items on another thread (a Warp: the client loop).
+            self.inbox.feed = node._fontus_item_feed(self.inbox, self)
         self.sync = make_synchroniser(config.sync, self.origins)
         self.stats = NodeStats(self.name, mark, node.kind)
         self.downstream: list[NodeRunner] = []
@@ -209,6 +212,8 @@ class NodeRunner:
             if isinstance(payload, ConfigPayload):
                 for prop, new in payload.changes.items():
                     self._call("set_on_config", self.node.set_on_config, prop, new, message=value)
+                if self.inbox.feed is not None:
+                    self.inbox.feed.handled(item)
             else:
                 self.stats.received += 1
                 self._process(value)

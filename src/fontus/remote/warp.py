@@ -3,7 +3,11 @@
 Downstream nodes see the same messages as if the remote node ran locally:
 requests are pipelined up to ``window``; each request's outputs are released
 when its ``Done`` arrives, in request order, with the Warp's name as creator;
-when the window is full ``update`` blocks, so backpressure reaches the source.
+when the window is full new requests wait, so backpressure reaches the source.
+In a local pipeline the data items reach the Warp on the client loop, where
+they are encoded and written as window slots free up (``_feed.LoopFeed``);
+``update`` on the node thread is the path against a Juturna server and for
+inputs that are synchronised or may be dropped (decision 0013).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from ..core.stats import LatencyWindow
 from ._arrays import CompressionConfig
 from ._channel import make_channel, normalise_target, replica_targets
 from ._connection import Connection
+from ._feed import LoopFeed
 from ._frames import EncodedItem, control_frame, encode_request
 from ._juturna_client import JuturnaItem, JuturnaTransport, encode_juturna_request, probe_protocol
 from ._limits import DEFAULT_LIMITS
@@ -108,7 +113,7 @@ class Warp(Node):
     Args:
         target: server address host:port, a list of replicas, or dns:///name:port.
         timeout: seconds a request may take before it is reported as failed; once the server has been unreachable this long, new requests fail at once until it is back.
-        window: requests in flight at most; update() blocks when it is full (default 16; 1 against a Juturna server, which may run pipelined requests out of order).
+        window: requests in flight at most; new ones wait while it is full, so backpressure reaches the source (default 16; 1 against a Juturna server, which may run pipelined requests out of order).
         node: the remote node, {mark, configuration} (or just the mark).
         graph: a remote group {nodes: [{name, mark, configuration}], links: [{from, to}], exits: [...]}.
         routes: for a group, which entry node each upstream node feeds {origin: entry}.
@@ -205,6 +210,9 @@ class Warp(Node):
         self._pending: OrderedDict[int, _Pending] = OrderedDict()
         self._unsolicited: deque[tuple[str, Any]] = deque()
         self._slots = _Slots(window)
+        #: Where data items arrive on the client loop instead of the node thread (see
+        #: LoopFeed); None outside a local pipeline, inactive against a Juturna server.
+        self._feed: LoopFeed | None = None
         self._seq = itertools.count(1)
         self._stream: JuturnaTransport | None = None
         self._metadata: tuple[tuple[str, str], ...] = ()
@@ -286,6 +294,8 @@ class Warp(Node):
             target=self._deliver_loop, name=f"fontus-warp-{self.name}", daemon=True
         )
         self._delivery.start()
+        if self._feed is not None and self.protocol == "fontus":
+            self._feed.activate()
 
     async def _connect(self) -> None:
         credentials: Any = None
@@ -377,6 +387,60 @@ class Warp(Node):
         self._send(pending)
         self.requests += 1
 
+    def _fontus_item_feed(self, inbox: Any, runner: Any) -> LoopFeed:
+        self._feed = LoopFeed(self, inbox, runner)
+        return self._feed
+
+    def send_from_loop(self, message: Message[Any], origin: str, feed: LoopFeed) -> bool:
+        """What ``update`` does, on the client loop and without waiting (see LoopFeed).
+
+        False when the window is full: the feed keeps the message and calls again
+        when a slot frees.  Errors are the runner's to report, as ``update``'s are.
+        """
+        runner = feed.runner
+        if runner._stopped_by_error:
+            # on_error: stop (the node's): received and dropped, not sent, as the runner does.
+            runner.stats.received += 1
+            runner.stats.dropped += 1
+            feed.room.release()
+            return True
+        if not self._slots.acquire(blocking=False):
+            return False
+        runner.stats.received += 1
+        t0 = time.perf_counter()
+        try:
+            self._raise_fatal()
+            seq = next(self._seq)
+            packed = self.pack_trees
+            item = self._encode(seq, message, origin, packed)
+        except Exception as exc:  # noqa: BLE001 - reported as a failing update() is
+            self._free_slots()
+            feed.room.release()
+            runner._error(exc, message)
+            return True
+        pending = _Pending(seq, item, time.perf_counter(), self._deadline(), message)
+        if packed:
+            pending.packed, pending.origin = True, origin
+            self.last_packed_seq = seq
+        if len(self._conns) > 1:
+            pending.conn = self._least_loaded()
+        try:
+            self._send(pending, feed.room)
+        except NodeError as exc:
+            feed.room.release()
+            runner._error(exc, message)
+        else:
+            self.requests += 1
+        runner.stats.latency.add(time.perf_counter() - t0)
+        return True
+
+    def _free_slots(self, count: int = 1) -> None:
+        """``count`` window slots are free again; data waiting on the loop may go."""
+        self._slots.release(count)
+        feed = self._feed
+        if feed is not None and feed.items:
+            client_loop().call(feed.drain)
+
     def _encode(self, seq: int, message: Message[Any], origin: str, packed: bool) -> EncodedItem:
         """Request ``seq``: in a group it goes to the entry node ``origin`` feeds."""
         return encode_request(
@@ -433,7 +497,7 @@ class Warp(Node):
             try:
                 encoder.value_map({prop: value}, configure.changes, "configure")
             except WireError:
-                self._slots.release()
+                self._free_slots()
                 raise
             data = control_frame(frame, encoder)
             with self._cond:
@@ -493,12 +557,16 @@ class Warp(Node):
             f"{self.timeout:.1f}s; still reconnecting (last error: {last})"
         )
 
-    def _send(self, pending: _Pending) -> None:
-        """Track ``pending`` (its slot already taken) and queue its frame on the stream."""
+    def _send(self, pending: _Pending, room: Any = None) -> None:
+        """Track ``pending`` (its slot already taken) and queue its frame on the stream.
+
+        ``room``: called from the client loop by a LoopFeed, whose upstream gets its
+        room back (``room.release()``) once the request is written.
+        """
         unreachable = None if pending.change else self._unreachable()
         with self._cond:
             if self._ended.is_set():
-                self._slots.release()
+                self._free_slots()
                 raise NodeError(
                     self.name, str(self._end_error or f"{self.where}: session has ended")
                 )
@@ -508,6 +576,8 @@ class Warp(Node):
                 # Failed in its turn by the delivery thread, after the requests before it.
                 pending.state, pending.detail, pending.unsent = _FAILED, unreachable, True
                 self._cond.notify_all()
+                if room is not None:
+                    room.release()
                 return
             if idle:
                 # The delivery thread idles in long waits: wake it to watch this deadline
@@ -521,6 +591,10 @@ class Warp(Node):
             transport, args = self._stream, (pending.item,)
             assert transport is not None
         send = transport.send
+        if room is not None:
+            send(*args)
+            transport.release_after_write(room)
+            return
         if not self._slots.full:
             client_loop().call(send, *args)
             return
@@ -560,6 +634,8 @@ class Warp(Node):
         self._raise_fatal()
 
     def destroy(self) -> None:
+        if self._feed is not None:
+            self._feed.close()
         with self._cond:
             self._closing = True
             self._cond.notify_all()
@@ -631,7 +707,7 @@ class Warp(Node):
         """The answer to a request already reported (timed out): count it, free its slot."""
         self.late += 1
         if self._abandoned.pop(seq, None) is not None:
-            self._slots.release()
+            self._free_slots()
 
     def _server_holds(self, index: int) -> bool:
         """Whether connection ``index`` has a live session, which counts its requests."""
@@ -642,7 +718,7 @@ class Warp(Node):
         for seq, conn in list(self._abandoned.items()):
             if index is None or conn == index:
                 del self._abandoned[seq]
-                self._slots.release()
+                self._free_slots()
 
     def on_draining(self, grace_s: float) -> None:
         log.info("%s: server is draining (grace %.1fs)", self.where, grace_s)
@@ -803,7 +879,7 @@ class Warp(Node):
                         self._finish(head)
                 finally:
                     if free:
-                        self._slots.release(free)
+                        self._free_slots(free)
                     with cond:
                         cond.notify_all()
 
