@@ -377,6 +377,13 @@ class Warp(Node):
         else:
             item = self._encode(seq, message, origin, packed)
         self._take_slot()
+        self._send(self._pending_for(seq, item, message, origin, packed))
+        self.requests += 1
+
+    def _pending_for(
+        self, seq: int, item: Any, message: Message[Any], origin: str, packed: bool
+    ) -> _Pending:
+        """Request ``seq``, encoded as ``item``, tracked from now (its slot taken)."""
         pending = _Pending(seq, item, time.perf_counter(), self._deadline(), message)
         if packed:
             pending.packed, pending.origin = True, origin
@@ -384,8 +391,7 @@ class Warp(Node):
         if len(self._conns) > 1:
             # Spread over the sessions, least loaded first; the tracker restores order.
             pending.conn = self._least_loaded()
-        self._send(pending)
-        self.requests += 1
+        return pending
 
     def _fontus_item_feed(self, inbox: Any, runner: Any) -> LoopFeed:
         self._feed = LoopFeed(self, inbox, runner)
@@ -418,14 +424,8 @@ class Warp(Node):
             feed.room.release()
             runner._error(exc, message)
             return True
-        pending = _Pending(seq, item, time.perf_counter(), self._deadline(), message)
-        if packed:
-            pending.packed, pending.origin = True, origin
-            self.last_packed_seq = seq
-        if len(self._conns) > 1:
-            pending.conn = self._least_loaded()
         try:
-            self._send(pending, feed.room)
+            self._send(self._pending_for(seq, item, message, origin, packed), feed.room)
         except NodeError as exc:
             feed.room.release()
             runner._error(exc, message)
