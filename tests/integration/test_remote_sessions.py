@@ -152,6 +152,63 @@ def test_an_abort_frees_a_source_waiting_for_room_in_a_warps_feed(
     assert result.stats["src"].sent < 500  # stopped, not run to the end
 
 
+def test_two_upstreams_share_a_warps_feed_and_every_message_arrives(
+    catalogue_server: LoopbackServer, build_pipeline: Build
+) -> None:
+    # Two source threads put into one Warp's feed at once, through an inbox of 2.
+    count = 200
+    pipeline = build_pipeline(
+        [
+            {"name": "a", "mark": "counter", "configuration": {"count": count}},
+            {"name": "b", "mark": "counter", "configuration": {"count": count}},
+            {
+                "name": "ident",
+                "mark": "identity",
+                "remote": {"target": catalogue_server.target, "window": 4},
+                "inbox": {"capacity": 2},
+            },
+            {"name": "out", "mark": "collect"},
+        ],
+        [("a", "ident"), ("b", "ident"), ("ident", "out")],
+    )
+    result = pipeline.run(timeout=RUN_TIMEOUT_S)
+    assert result.state == "done", result.error
+    assert pipeline.nodes["ident"]._feed.active
+    by_origin = Counter(m.payload["n"] for m in pipeline.nodes["out"].messages)
+    assert by_origin == Counter(list(range(count)) * 2)
+    stats = result.stats["ident"]
+    assert stats.received == 2 * count and stats.sent == 2 * count
+
+
+def test_a_warp_with_a_dropping_inbox_runs_update_on_its_node_thread(
+    catalogue_server: LoopbackServer, build_pipeline: Build
+) -> None:
+    # drop_oldest is the runner's work on the node thread: no feed for this Warp.
+    count = 300
+    pipeline = build_pipeline(
+        [
+            {"name": "src", "mark": "counter", "configuration": {"count": count}},
+            {
+                "name": "slow",
+                "mark": "delay",
+                "configuration": {"seconds": 0.001},
+                "remote": {"target": catalogue_server.target, "window": 1},
+                "inbox": {"capacity": 2, "overflow": "drop_oldest"},
+            },
+            {"name": "out", "mark": "collect"},
+        ],
+        [("src", "slow"), ("slow", "out")],
+    )
+    result = pipeline.run(timeout=RUN_TIMEOUT_S)
+    assert result.state == "done", result.error
+    assert pipeline.nodes["slow"]._feed is None
+    seen = [m.payload["n"] for m in pipeline.nodes["out"].messages]
+    stats = result.stats["slow"]
+    assert seen == sorted(seen) and len(set(seen)) == len(seen)  # in order, none twice
+    assert seen[-1] == count - 1  # the newest is kept
+    assert stats.dropped == count - len(seen) > 0
+
+
 def test_slow_remote_node_keeps_the_window_and_slows_the_source(
     catalogue_server: LoopbackServer, build_pipeline: Build
 ) -> None:
