@@ -47,6 +47,19 @@ def run_until_done(pipeline: Pipeline, sample: Callable[[], None] | None = None)
         sample()
 
 
+def through_remote(
+    target: str, count: int, node: dict[str, Any], window: int, inbox: dict[str, Any]
+) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
+    """``counter (count) → node (remote, window, inbox) → collect``: nodes and links."""
+    name = node["name"]
+    nodes = [
+        {"name": "src", "mark": "counter", "configuration": {"count": count}},
+        {**node, "remote": {"target": target, "window": window}, "inbox": inbox},
+        {"name": "out", "mark": "collect"},
+    ]
+    return nodes, [("src", name), (name, "out")]
+
+
 # -- isolated and shared sessions ----------------------------------------------------
 
 #: Three pipelines of COUNT paced messages each, so that their sessions overlap.
@@ -119,19 +132,9 @@ def test_an_abort_frees_a_source_waiting_for_room_in_a_warps_feed(
 ) -> None:
     # A Warp takes its data on the client loop (LoopFeed): a source it holds back waits
     # for room there, and an abort must release it as a full inbox would.
+    slow = {"name": "slow", "mark": "delay", "configuration": {"seconds": 0.05}}
     pipeline = build_pipeline(
-        [
-            {"name": "src", "mark": "counter", "configuration": {"count": 500}},
-            {
-                "name": "slow",
-                "mark": "delay",
-                "configuration": {"seconds": 0.05},
-                "remote": {"target": catalogue_server.target, "window": 1},
-                "inbox": {"capacity": 2},
-            },
-            {"name": "out", "mark": "collect"},
-        ],
-        [("src", "slow"), ("slow", "out")],
+        *through_remote(catalogue_server.target, 500, slow, window=1, inbox={"capacity": 2})
     )
     pipeline.start()
     warp = pipeline.nodes["slow"]
@@ -185,19 +188,10 @@ def test_a_warp_with_a_dropping_inbox_runs_update_on_its_node_thread(
 ) -> None:
     # drop_oldest is the runner's work on the node thread: no feed for this Warp.
     count = 300
+    slow = {"name": "slow", "mark": "delay", "configuration": {"seconds": 0.001}}
+    inbox = {"capacity": 2, "overflow": "drop_oldest"}
     pipeline = build_pipeline(
-        [
-            {"name": "src", "mark": "counter", "configuration": {"count": count}},
-            {
-                "name": "slow",
-                "mark": "delay",
-                "configuration": {"seconds": 0.001},
-                "remote": {"target": catalogue_server.target, "window": 1},
-                "inbox": {"capacity": 2, "overflow": "drop_oldest"},
-            },
-            {"name": "out", "mark": "collect"},
-        ],
-        [("src", "slow"), ("slow", "out")],
+        *through_remote(catalogue_server.target, count, slow, window=1, inbox=inbox)
     )
     result = pipeline.run(timeout=RUN_TIMEOUT_S)
     assert result.state == "done", result.error
@@ -213,20 +207,10 @@ def test_slow_remote_node_keeps_the_window_and_slows_the_source(
     catalogue_server: LoopbackServer, build_pipeline: Build
 ) -> None:
     count, seconds, window = 30, 0.02, 2
+    slow = {"name": "slow", "mark": "delay", "configuration": {"seconds": seconds}}
+    # A small inbox too, or the source would only fill 64 slots before slowing.
     pipeline = build_pipeline(
-        [
-            {"name": "src", "mark": "counter", "configuration": {"count": count}},
-            {
-                "name": "slow",
-                "mark": "delay",
-                "configuration": {"seconds": seconds},
-                "remote": {"target": catalogue_server.target, "window": window},
-                # A small inbox too, or the source would only fill 64 slots before slowing.
-                "inbox": {"capacity": 2},
-            },
-            {"name": "out", "mark": "collect"},
-        ],
-        [("src", "slow"), ("slow", "out")],
+        *through_remote(catalogue_server.target, count, slow, window=window, inbox={"capacity": 2})
     )
     in_flight: list[int] = []
 
