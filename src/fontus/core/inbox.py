@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -129,7 +130,7 @@ class Inbox:
                 self.high_water = depth
             self._not_empty.notify()
 
-    def count(self, predicate: Any) -> int:
+    def count(self, predicate: Callable[[Item], bool]) -> int:
         """How many queued items ``predicate(item)`` is true of."""
         with self._lock:
             return sum(1 for item in self._items if predicate(item))

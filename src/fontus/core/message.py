@@ -137,22 +137,23 @@ class Message(Generic[P]):
         Creator and version are left for the caller to set (``transmit`` does).
         """
         if not self._frozen:
-            raise FrozenMessageError(f"message {self.id}: passed_on() needs a frozen message")
-        merged = self.timers
+            raise FrozenMessageError(
+                f"message {self.id}: passed_on() needs a frozen message (one already "
+                "transmitted, or freeze() it first); to change an unfrozen one, set its fields"
+            )
+        meta, merged = self.meta, self.timers
+        assert type(meta) is FrozenDict and type(merged) is FrozenDict  # so once frozen
         if timers:
-            assert type(merged) is FrozenDict  # frozen messages hold their timers so
             merged = FrozenDict.adopt({**merged._data, **timers})
-        message: Message[P] = Message.__new__(Message)
-        set_ = object.__setattr__
-        set_(message, "payload", self.payload)
-        set_(message, "id", next_message_id())
-        set_(message, "created_at", self.created_at)
-        set_(message, "creator", self.creator)
-        set_(message, "version", self.version)
-        set_(message, "meta", self.meta)
-        set_(message, "timers", merged)
-        set_(message, "_frozen", True)
-        return message
+        return Message.frozen_from_parts(
+            self.payload,
+            id=next_message_id(),
+            created_at=self.created_at,
+            creator=self.creator,
+            version=self.version,
+            meta=meta,
+            timers=merged,
+        )
 
     @classmethod
     def frozen_from_parts(

@@ -20,11 +20,15 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from .errors import NodeError
 from .message import Message
 from .payloads import Payload
+
+if TYPE_CHECKING:
+    from .inbox import Inbox, ItemFeed
+    from .runner import NodeRunner
 
 __all__ = ["Node", "NodeHost", "Sink", "Source"]
 
@@ -94,7 +98,7 @@ class Node:
         self._fontus_origin = ""
         return self
 
-    def _fontus_item_feed(self, inbox: Any, runner: Any) -> Any:
+    def _fontus_item_feed(self, inbox: Inbox, runner: NodeRunner) -> ItemFeed | None:
         """Internal: an :class:`~fontus.core.inbox.ItemFeed` taking this node's data items
         instead of its thread, or None (every node but a Warp)."""
         return None
@@ -177,8 +181,7 @@ class Node:
                 object.__setattr__(message, "creator", self._fontus_name)
                 object.__setattr__(message, "version", self._fontus_version)
                 self._fontus_version += 1
-        if not message.frozen:
-            message.freeze()
+        message.freeze()
         if port:
             self._fontus_host.emit(self, message, port)  # type: ignore[call-arg]
         else:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .config import NodeConfig
@@ -223,17 +224,27 @@ class NodeRunner:
         for message in self.sync.push(item.origin, value):
             self._process(message)
 
-    def _process(self, message: Message[Any]) -> None:
+    def deliver(self, message: Message[Any], update: Callable[[Message[Any]], None]) -> bool:
+        """A data item the node's feed took (see ItemFeed), on the feed's thread: counted,
+        timed and its errors handled as the node thread does, with ``update`` in place of
+        the node's.  False when it was dropped instead (on_error: stop)."""
+        self.stats.received += 1
+        return self._process(message, update)
+
+    def _process(
+        self, message: Message[Any], update: Callable[[Message[Any]], None] | None = None
+    ) -> bool:
         if self._stopped_by_error:
             self.stats.dropped += 1  # on_error: stop — the rest is not processed, only counted
-            return
+            return False
         t0 = time.perf_counter()
         try:
-            self.node.update(message)
+            (update or self.node.update)(message)
         except Exception as exc:  # noqa: BLE001 - user code: handled by on_error
             self._error(exc, message)
         finally:
             self.stats.latency.add(time.perf_counter() - t0)
+        return True
 
     def _call(self, hook: str, fn: Any, *args: Any, message: Message[Any] | None = None) -> None:
         try:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..core.inbox import Inbox, InboxClosed, Item
 from ..core.payloads import ConfigPayload
@@ -25,18 +25,16 @@ from ..core.runner import EOS
 from ._loop import client_loop
 
 if TYPE_CHECKING:
+    from ..core.runner import NodeRunner
     from .warp import Warp
 
 __all__ = ["LoopFeed"]
-
-#: How often a waiting upstream thread looks whether the feed was closed meanwhile.
-ROOM_POLL_S = 0.25
 
 
 class LoopFeed:
     """The ``ItemFeed`` of one Warp (see :class:`fontus.core.inbox.ItemFeed`)."""
 
-    def __init__(self, warp: Warp, inbox: Inbox, runner: Any) -> None:
+    def __init__(self, warp: Warp, inbox: Inbox, runner: NodeRunner) -> None:
         self.warp = warp
         self.inbox = inbox
         self.runner = runner
@@ -64,12 +62,10 @@ class LoopFeed:
     def put(self, item: Item) -> None:
         if self.closed:
             raise InboxClosed
-        if not _control_for_node(item):
-            while not self.room.acquire(timeout=ROOM_POLL_S):
-                if self.closed:
-                    raise InboxClosed
+        if not _for_node_thread(item):
+            self.room.acquire()
             if self.closed:
-                self.room.release()
+                self.room.release()  # passed on: close() gave one per waiter it can wake
                 raise InboxClosed
         client_loop().call(self._arrived, item)
 
@@ -104,7 +100,7 @@ class LoopFeed:
         warp = self.warp
         while items and not self.with_node and not self.closed:
             item = items[0]
-            if _control_for_node(item):
+            if _for_node_thread(item):
                 items.popleft()
                 if item.value is not EOS:
                     self.with_node += 1  # until the node thread has applied it
@@ -122,10 +118,7 @@ def _is_change(item: Item) -> bool:
     return item.control and isinstance(getattr(item.value, "payload", None), ConfigPayload)
 
 
-def _control_for_node(item: Item) -> bool:
+def _for_node_thread(item: Item) -> bool:
     """End of stream and configuration changes go to the node thread; other control
     messages (a ``ControlPayload``) travel to the server as requests do."""
-    if not item.control:
-        return False
-    value = item.value
-    return value is EOS or isinstance(value.payload, ConfigPayload)
+    return item.value is EOS or _is_change(item)

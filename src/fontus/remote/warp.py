@@ -18,7 +18,8 @@ import threading
 import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from functools import partial
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from ..core.errors import ConfigError, NodeError, RemoteError, RemoteTimeout, WireError
 from ..core.inbox import QuietCondition
@@ -37,6 +38,10 @@ from ._loop import client_loop
 from ._packed import tree_formats
 from ._wire.v1 import session_pb2 as spb
 from .codec import WireEncoder
+
+if TYPE_CHECKING:
+    from ..core.inbox import Inbox
+    from ..core.runner import NodeRunner
 
 __all__ = ["Warp"]
 
@@ -393,7 +398,7 @@ class Warp(Node):
             pending.conn = self._least_loaded()
         return pending
 
-    def _fontus_item_feed(self, inbox: Any, runner: Any) -> LoopFeed:
+    def _fontus_item_feed(self, inbox: Inbox, runner: NodeRunner) -> LoopFeed:
         self._feed = LoopFeed(self, inbox, runner)
         return self._feed
 
@@ -401,38 +406,35 @@ class Warp(Node):
         """What ``update`` does, on the client loop and without waiting (see LoopFeed).
 
         False when the window is full: the feed keeps the message and calls again
-        when a slot frees.  Errors are the runner's to report, as ``update``'s are.
+        when a slot frees.  The runner counts it and handles its errors, as it does
+        ``update``'s (``NodeRunner.deliver``).
         """
-        runner = feed.runner
-        if runner._stopped_by_error:
-            # on_error: stop (the node's): received and dropped, not sent, as the runner does.
-            runner.stats.received += 1
-            runner.stats.dropped += 1
-            feed.room.release()
-            return True
         if not self._slots.acquire(blocking=False):
             return False
-        runner.stats.received += 1
-        t0 = time.perf_counter()
+        room = feed.room
+        if not feed.runner.deliver(message, partial(self._send_taken, origin=origin, room=room)):
+            self._free_slots()  # dropped (the node's on_error: stop)
+            room.release()
+        return True
+
+    def _send_taken(self, message: Message[Any], *, origin: str, room: Any) -> None:
+        """Send ``message`` with the slot already taken for it; on any failure the slot
+        and the upstream's ``room`` are given back before the error goes on."""
         try:
             self._raise_fatal()
             seq = next(self._seq)
             packed = self.pack_trees
             item = self._encode(seq, message, origin, packed)
-        except Exception as exc:  # noqa: BLE001 - reported as a failing update() is
+        except BaseException:
             self._free_slots()
-            feed.room.release()
-            runner._error(exc, message)
-            return True
+            room.release()
+            raise
         try:
-            self._send(self._pending_for(seq, item, message, origin, packed), feed.room)
-        except NodeError as exc:
-            feed.room.release()
-            runner._error(exc, message)
-        else:
-            self.requests += 1
-        runner.stats.latency.add(time.perf_counter() - t0)
-        return True
+            self._send(self._pending_for(seq, item, message, origin, packed), room)
+        except NodeError:
+            room.release()  # (_send gave the slot back)
+            raise
+        self.requests += 1
 
     def _free_slots(self, count: int = 1) -> None:
         """``count`` window slots are free again; data waiting on the loop may go."""
@@ -634,8 +636,6 @@ class Warp(Node):
         self._raise_fatal()
 
     def destroy(self) -> None:
-        if self._feed is not None:
-            self._feed.close()
         with self._cond:
             self._closing = True
             self._cond.notify_all()
@@ -948,12 +948,7 @@ class Warp(Node):
             self.failures += 1
             log.warning("node '%s': could not decode an output: %s", self.name, exc)
             return
-        if not timers:
-            out = message
-        elif message.frozen:
-            out = message.passed_on(timers)
-        else:
-            out = message.evolve(timers=timers)
+        out = message.passed_on(timers) if timers else message  # decoded frozen
         self.outputs += 1
         if self.graph:
             self.transmit(out, port=exit_name)
