@@ -90,6 +90,9 @@ SESSION_RE = re.compile(r"session w([1-9][0-9]*)")
 #: "fontus wN worker": the same against a server run with --no-inline, where identity
 #: (declared light, see decision 0009) runs on its session's worker thread.
 WORKER_RE = re.compile(r"fontus w([1-9][0-9]*) worker")
+#: Columns not among the goals', each reported against the echo of its window:
+#: (key in the JSON ratios, pattern, column name for window w).
+DIAGNOSTIC = (("worker", WORKER_RE, "fontus w{w} worker"), ("session", SESSION_RE, "session w{w}"))
 #: Bound of each run: it ends after this many seconds even if not every message was sent.
 MAX_RUN_S = 20.0
 #: Both ends of the echo allow the message size Fontus allows.
@@ -255,12 +258,11 @@ async def _echo_run(target: str, data: bytes, count: int, window: int, max_s: fl
 
 
 async def _session_run(
-    target: str, message: Message[Any], count: int, window: int, max_s: float
+    target: str, message: Message[Any], count: int, window: int, size: int, max_s: float
 ) -> Cell:
     """Identity behind ``fontus serve``, driven by a bare client speaking the session
     protocol: requests encoded as a Warp encodes them, one per frame, ``window`` in
     flight, each finished when its Done arrives (outputs are not decoded)."""
-    formats = tree_formats()
     async with make_channel(target) as channel:
         call = channel.stream_stream(SESSION_METHOD)()
         frame = spb.ClientFrame()
@@ -269,7 +271,7 @@ async def _session_run(
         frame.open.client = "remote.py session"
         frame.open.window = window
         frame.open.protocol_version = 1
-        frame.open.value_formats.extend(formats)
+        frame.open.value_formats.extend(tree_formats())
         await call.write(frame.SerializeToString())
         opened = spb.ServerFrame()
         decode_frame(await call.read(), opened, DEFAULT_LIMITS)
@@ -293,18 +295,20 @@ async def _session_run(
                 kind = r.WhichOneof("kind")
                 if kind == "failed":
                     raise RuntimeError(f"session w{window}: request {r.seq} failed: {r.failed}")
-                finished += kind == "done"
+                if kind == "done":
+                    finished += 1
             return finished
 
         timing = _Window(window, max_s)
         await timing.run(call, requests, dones)
-    return timing.cell(len(encode_message(message, pack_trees=bool(formats))))
+    return timing.cell(size)
 
 
-def run_session(target: str, case: Case, window: int, max_s: float) -> Cell:
+def run_session(target: str, case: Case, window: int, size: int, max_s: float) -> Cell:
+    """``size``: the encoded message's bytes (encoded_size), as for the other columns."""
     message = Message(case.payload, timers={STAMP: 0.0}).freeze()
-    future = client_loop().submit(_session_run(target, message, case.count, window, max_s))
-    return future.result(timeout=max_s + 30.0)
+    coro = _session_run(target, message, case.count, window, size, max_s)
+    return client_loop().submit(coro).result(timeout=max_s + 30.0)
 
 
 def run_echo(target: str, data: bytes, count: int, window: int, max_s: float) -> Cell:
@@ -421,7 +425,7 @@ def measure_all(
                             target = worker_server.target
                             cell = run_fontus(case, registry, target, int(m[1]), size, max_s)
                         elif m := SESSION_RE.fullmatch(column):
-                            cell = run_session(server.target, case, int(m[1]), max_s)
+                            cell = run_session(server.target, case, int(m[1]), size, max_s)
                         elif column.startswith("fontus w"):
                             w = int(column.removeprefix("fontus w"))
                             cell = run_fontus(case, registry, server.target, w, size, max_s)
@@ -515,6 +519,12 @@ def noisy(cells: list[Cell]) -> str:
     rates = [c.msgs_per_s for c in cells]
     mid = median(rates)
     return " ~" if mid and (max(rates) - min(rates)) / mid > 0.25 else ""
+
+
+def _windows_against_echo(pattern: re.Pattern[str], columns: list[str]) -> list[int]:
+    """The windows of the columns ``pattern`` matches that have an echo column too."""
+    found = (pattern.fullmatch(c) for c in columns)
+    return sorted({int(m[1]) for m in found if m and f"echo w{m[1]}" in columns})
 
 
 def ratio(a: float, b: float) -> float | None:
@@ -617,18 +627,12 @@ def main(argv: list[str] | None = None) -> int:
     }
     windows = [w for w in WINDOWS if w in measured] + sorted(measured - set(WINDOWS))
     windows = windows or list(WINDOWS)
-    # The --no-inline server's columns, each against the echo of its window.
-    worker_windows = sorted(
-        {int(m[1]) for c in columns if (m := WORKER_RE.fullmatch(c)) and f"echo w{m[1]}" in columns}
-    )
-    # The bare session client's columns, each against the echo of its window.
-    session_windows = sorted(
-        {
-            int(m[1])
-            for c in columns
-            if (m := SESSION_RE.fullmatch(c)) and f"echo w{m[1]}" in columns
-        }
-    )
+    # The diagnostic columns (DIAGNOSTIC), each against the echo of its window.
+    diagnostic = [
+        (label, name, w)
+        for label, pattern, name in DIAGNOSTIC
+        for w in _windows_against_echo(pattern, columns)
+    ]
     ratios: dict[str, dict[str, float | None]] = {}
     ratio_rows = []
     for case in chosen:
@@ -640,13 +644,11 @@ def main(argv: list[str] | None = None) -> int:
                 value = ratio(getattr(f, metric), getattr(e, metric)) if f and e else None
                 entry[f"w{w}_{metric}"] = value
                 row.append(fmt_ratio(value))
-        for label, ws in (("worker", worker_windows), ("session", session_windows)):
-            for w in ws:
-                column = f"fontus w{w} worker" if label == "worker" else f"session w{w}"
-                f, e = med[case.name].get(column), med[case.name].get(f"echo w{w}")
-                for metric in ("msgs_per_s", "p50_ms"):
-                    value = ratio(getattr(f, metric), getattr(e, metric)) if f and e else None
-                    entry[f"w{w}_{label}_{metric}"] = value
+        for label, name, w in diagnostic:
+            f, e = med[case.name].get(name.format(w=w)), med[case.name].get(f"echo w{w}")
+            for metric in ("msgs_per_s", "p50_ms"):
+                value = ratio(getattr(f, metric), getattr(e, metric)) if f and e else None
+                entry[f"w{w}_{label}_{metric}"] = value
         ratios[case.name] = entry
         ratio_rows.append(row)
     goals = evaluate_goals(ratios)
@@ -665,18 +667,11 @@ def main(argv: list[str] | None = None) -> int:
                 for g in goals
             ),
             *(
-                f"{case.name}: fontus w{w} worker / echo w{w}: msgs/s "
-                f"{fmt_ratio(ratios[case.name].get(f'w{w}_worker_msgs_per_s'))}, p50 "
-                f"{fmt_ratio(ratios[case.name].get(f'w{w}_worker_p50_ms'))}"
+                f"{case.name}: {name.format(w=w)} / echo w{w}: msgs/s "
+                f"{fmt_ratio(ratios[case.name].get(f'w{w}_{label}_msgs_per_s'))}, p50 "
+                f"{fmt_ratio(ratios[case.name].get(f'w{w}_{label}_p50_ms'))}"
                 for case in chosen
-                for w in worker_windows
-            ),
-            *(
-                f"{case.name}: session w{w} / echo w{w}: msgs/s "
-                f"{fmt_ratio(ratios[case.name].get(f'w{w}_session_msgs_per_s'))}, p50 "
-                f"{fmt_ratio(ratios[case.name].get(f'w{w}_session_p50_ms'))}"
-                for case in chosen
-                for w in session_windows
+                for label, name, w in diagnostic
             ),
             JUTURNA_REFERENCE,
             f"event loop (fontus serve, the client loop and the echo server alike): "
