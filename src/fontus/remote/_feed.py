@@ -2,7 +2,8 @@
 
 Upstream threads hand each data item straight to the loop, which encodes it and
 writes it as soon as a window slot is free: no node thread wakes up between a
-message and its request, nor between an answer and the next request.  What the
+message and its request, and one thread fewer between an answer and the next
+request (the delivery thread gives the slot back and the loop sends).  What the
 node thread still does comes to it in order through the inbox: end of stream
 and configuration changes, which stop the feed until they are handled (a
 ``Configure`` must follow the requests before it and precede those after it).
@@ -65,7 +66,7 @@ class LoopFeed:
         if not _for_node_thread(item):
             self.room.acquire()
             if self.closed:
-                self.room.release()  # passed on: close() gave one per waiter it can wake
+                self.room.release()  # on to the next waiting producer, which wakes and leaves too
                 raise InboxClosed
         client_loop().call(self._arrived, item)
 
@@ -110,7 +111,7 @@ class LoopFeed:
                     return
                 continue
             if not warp.send_from_loop(item.value, item.origin, self):
-                return  # no window slot: a Done (or a timeout) frees one and drains again
+                return  # no window slot: the next one given back drains again
             items.popleft()
 
 
