@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from fontus.core import ControlPayload, Message, ObjectPayload, Pipeline, Source
-from fontus.core.inbox import Inbox, InboxClosed, Item
+from fontus.core.inbox import Inbox, InboxClosed, Item, Room, resume_room
 
 Build = Callable[..., Pipeline]
 
@@ -69,6 +69,60 @@ def test_block_makes_the_producer_wait_until_there_is_room() -> None:
     assert drain(inbox) == [1, 2]
     assert (inbox.dropped, inbox.high_water) == (0, 2)
     thread.join(RUN_TIMEOUT_S)
+
+
+def test_a_blocked_producer_resumes_once_half_the_inbox_is_free() -> None:
+    inbox = Inbox(4, "block")
+    for n in range(4):
+        inbox.put(data(n))
+    done = threading.Event()
+
+    def produce() -> None:
+        inbox.put(data(4))
+        done.set()
+
+    thread = threading.Thread(target=produce, daemon=True)
+    thread.start()
+    assert not done.wait(0.05)  # full: the producer waits
+    assert inbox.get(timeout=1).value == 0  # type: ignore[union-attr]
+    # One place free of four: not woken for it (a wake-up per item costs more than
+    # the item), the producer goes on waiting...
+    assert not done.wait(0.05)
+    assert inbox.get(timeout=1).value == 1  # type: ignore[union-attr]
+    # ... until half the inbox is free.
+    assert done.wait(RUN_TIMEOUT_S)
+    thread.join(RUN_TIMEOUT_S)
+    assert drain(inbox) == [2, 3, 4]
+
+
+def test_room_wakes_a_waiting_producer_once_half_is_free_and_never_loses_a_place() -> None:
+    assert [resume_room(c) for c in (1, 2, 3, 4, 64)] == [1, 1, 1, 2, 32]
+    room = Room(4)
+    for _ in range(4):
+        room.acquire()
+    taken: list[int] = []
+    woken = threading.Event()
+
+    def produce() -> None:
+        for n in range(3):
+            room.acquire()
+            taken.append(n)
+            woken.set()
+
+    thread = threading.Thread(target=produce, daemon=True)
+    thread.start()
+    assert not woken.wait(0.05)
+    room.release()
+    assert not woken.wait(0.05)  # one place free of four: still waiting
+    room.release()
+    assert woken.wait(RUN_TIMEOUT_S)  # two: it takes both without waiting again
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    while len(taken) < 2 and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert taken == [0, 1] and room.free == 0
+    room.release(4)  # e.g. a closing feed hands every place back
+    thread.join(RUN_TIMEOUT_S)
+    assert taken == [0, 1, 2] and room.free == 3
 
 
 def test_drop_oldest_drops_the_oldest_data_and_counts() -> None:

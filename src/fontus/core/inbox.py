@@ -4,6 +4,12 @@
 ``drop_oldest`` keeps the newest data (live video) and counts what it drops.
 Control items (configuration, end-of-stream) are never dropped and keep their
 place in the order of data.
+
+A producer that waited for room resumes once half of the inbox is free, not at
+the first free place: it then puts a run of items without waiting, instead of
+being woken (a context switch and a GIL hand-off, 30-60 us on a virtual
+machine) for every item the consumer takes.  Nothing waits longer for it: the
+items ahead of a blocked producer's are queued either way.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-__all__ = ["Inbox", "InboxClosed", "Item", "ItemFeed", "QuietCondition"]
+__all__ = ["Inbox", "InboxClosed", "Item", "ItemFeed", "QuietCondition", "Room", "resume_room"]
 
 
 class QuietCondition(threading.Condition):
@@ -44,6 +50,37 @@ class QuietCondition(threading.Condition):
     def notify_all(self) -> None:
         if self.waiting:
             super().notify_all()
+
+
+def resume_room(capacity: int) -> int:
+    """Free places at which a producer that waited for room resumes: half the capacity."""
+    return max(1, capacity // 2)
+
+
+class Room:
+    """A semaphore for backpressure: ``capacity`` places, and a producer that had to
+    wait is woken when ``resume_room(capacity)`` places are free (see the module)."""
+
+    __slots__ = ("_cond", "free", "resume")
+
+    def __init__(self, capacity: int) -> None:
+        self._cond = QuietCondition(threading.Lock())
+        self.free = capacity
+        self.resume = resume_room(capacity)
+
+    def acquire(self) -> None:
+        """Take a place, waiting while there is none."""
+        with self._cond:
+            while self.free <= 0:
+                self._cond.wait()
+            self.free -= 1
+
+    def release(self, n: int = 1) -> None:
+        """Give ``n`` places back."""
+        with self._cond:
+            self.free += n
+            if self.free >= self.resume:
+                self._cond.notify_all()
 
 
 class InboxClosed(Exception):
@@ -97,6 +134,8 @@ class Inbox:
         self._not_empty = QuietCondition(self._lock)
         self._not_full = QuietCondition(self._lock)
         self._closed = False
+        #: A producer waiting for room is woken when the queue is down to this (see the module).
+        self._resume_depth = capacity - resume_room(capacity)
         self.dropped = 0
         self.high_water = 0
 
@@ -152,7 +191,8 @@ class Inbox:
                 if not self._items:
                     return None
             item = self._items.popleft()
-            self._not_full.notify()
+            if len(self._items) <= self._resume_depth:
+                self._not_full.notify_all()
             return item
 
     def close(self) -> None:

@@ -11,16 +11,16 @@ and configuration changes, which stop the feed until they are handled (a
 An upstream thread waits while ``capacity`` data items are queued or being
 written (the inbox's backpressure), and gets its room back once its request is
 written, not when it is queued: woken earlier, it would compete with that
-write for the GIL (measured: a longer round trip at window 1).
+write for the GIL (measured: a longer round trip at window 1).  As with an
+inbox, an upstream that had to wait resumes once half the room is free.
 """
 
 from __future__ import annotations
 
-import threading
 from collections import deque
 from typing import TYPE_CHECKING
 
-from ..core.inbox import Inbox, InboxClosed, Item
+from ..core.inbox import Inbox, InboxClosed, Item, Room
 from ..core.payloads import ConfigPayload
 from ..core.runner import EOS
 from ._loop import client_loop
@@ -42,7 +42,7 @@ class LoopFeed:
         self.capacity = inbox.capacity
         #: Set once the Warp's sessions are open and speak the Fontus protocol.
         self.active = False
-        self.room = threading.Semaphore(self.capacity)
+        self.room = Room(self.capacity)
         #: Items queued on the loop, in arrival order (loop thread only).
         self.items: deque[Item] = deque()
         #: Configuration changes with the node thread, not yet applied: nothing after
