@@ -289,6 +289,45 @@ def test_request_whose_deadline_passes_before_its_turn_fails_without_running(
     assert session["outputs"] <= 2
 
 
+def test_a_deadline_is_watched_from_the_moment_a_request_is_sent_after_an_idle_spell(
+    catalogue_server: LoopbackServer, build_pipeline: Build
+) -> None:
+    # A Warp's delivery thread, with nothing in flight, waits up to 0.5 s before it looks
+    # again; a request whose deadline comes sooner must still time out on time.  Each
+    # input takes 0.25 s on the server and may take 0.05 s: the next one is sent when the
+    # late answer frees the window, 0.2 s after the last timeout, and its answer arrives
+    # 0.45 s after it, before that 0.5 s wait ends.  Looked at only then, it would count
+    # as answered, not as timed out.
+    count = 4
+    pipeline = build_pipeline(
+        [
+            {"name": "src", "mark": "counter", "configuration": {"count": count}},
+            {
+                "name": "slow",
+                "mark": "delay",
+                "configuration": {"seconds": 0.25},
+                "remote": {
+                    "target": catalogue_server.target,
+                    "window": 1,
+                    "timeout": 0.05,
+                    "on_error": "emit",
+                },
+            },
+            {"name": "out", "mark": "collect"},
+        ],
+        [("src", "slow"), ("slow", "out")],
+    )
+    result = pipeline.run(timeout=RUN_TIMEOUT_S)
+    assert result.state == "done", result.error
+    extra = result.stats["slow"].extra
+    assert extra is not None
+    assert extra["requests"] == count
+    assert extra["failures"] == extra["timeouts"] == count and extra["outputs"] == 0
+    received = pipeline.nodes["out"].messages
+    assert [m.payload["seq"] for m in received] == list(range(1, count + 1))
+    assert all(m.meta["fontus.error"] is True for m in received)
+
+
 # -- configure -----------------------------------------------------------------------
 
 

@@ -213,6 +213,9 @@ class Warp(Node):
         # State shared by the node thread, the delivery thread and the client loop.
         self._cond = QuietCondition()
         self._pending: OrderedDict[int, _Pending] = OrderedDict()
+        #: When the delivery thread, waiting on ``_cond``, wakes up by itself to check a
+        #: deadline (monotonic; 0.0 while it is not waiting): see ``_send``.
+        self._delivery_wakes_at = 0.0
         self._unsolicited: deque[tuple[str, Any]] = deque()
         self._slots = _Slots(window)
         #: Where data items arrive on the client loop instead of the node thread (see
@@ -581,9 +584,11 @@ class Warp(Node):
                 if room is not None:
                     room.release()
                 return
-            if idle:
+            if idle and pending.deadline < self._delivery_wakes_at:
                 # The delivery thread idles in long waits: wake it to watch this deadline
-                # (later requests have later deadlines, so only the first needs this).
+                # if it would look too late (later requests have later deadlines, so only
+                # the first needs this).  Not otherwise: at window 1 every request finds
+                # nothing pending, and a wake-up as it is written costs the round trip.
                 self._cond.notify_all()
         transport: Any
         if self._conns:
@@ -866,11 +871,14 @@ class Warp(Node):
                         break
                     if self._pending:
                         first = next(iter(self._pending.values()))
-                        cond.wait(min(0.5, max(0.0, first.deadline - time.monotonic())))
-                        continue
-                    if self._closing:
+                        wait_s = min(0.5, max(0.0, first.deadline - time.monotonic()))
+                    elif self._closing:
                         return
-                    cond.wait(0.5)
+                    else:
+                        wait_s = 0.5
+                    self._delivery_wakes_at = time.monotonic() + wait_s
+                    cond.wait(wait_s)
+                    self._delivery_wakes_at = 0.0
             for exit_name, decode in unsolicited:
                 self._forward(exit_name, decode, None)
             if heads:
