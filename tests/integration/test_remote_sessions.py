@@ -240,25 +240,23 @@ def test_slow_remote_node_keeps_the_window_and_slows_the_source(
 # -- deadlines -----------------------------------------------------------------------
 
 
-def test_request_whose_deadline_passes_before_its_turn_fails_without_running(
-    catalogue_server: LoopbackServer, build_pipeline: Build
-) -> None:
-    # Each input takes 0.3 s on the server and may take 0.1 s.  The first one runs and
-    # comes back late; the three queued behind it miss their deadline and never run.
-    # Their late answers free the window (the server counts a request until it answers
-    # it), the next two go, the first of them runs, the other misses its deadline.
-    count = 6
+def every_request_timed_out(
+    build_pipeline: Build, target: str, *, count: int, seconds: float, window: int, timeout: float
+) -> dict[str, Any]:
+    """Run ``count`` inputs through a remote ``delay`` of ``seconds`` with ``timeout``
+    (on_error: emit), check that every one timed out and came out as an error message in
+    input order, and return the Warp's stats."""
     pipeline = build_pipeline(
         [
             {"name": "src", "mark": "counter", "configuration": {"count": count}},
             {
                 "name": "slow",
                 "mark": "delay",
-                "configuration": {"seconds": 0.3},
+                "configuration": {"seconds": seconds},
                 "remote": {
-                    "target": catalogue_server.target,
-                    "window": 4,
-                    "timeout": 0.1,
+                    "target": target,
+                    "window": window,
+                    "timeout": timeout,
                     "on_error": "emit",
                 },
             },
@@ -272,15 +270,28 @@ def test_request_whose_deadline_passes_before_its_turn_fails_without_running(
     assert extra is not None
     assert extra["requests"] == count
     assert extra["failures"] == extra["timeouts"] == count and extra["outputs"] == 0
-    assert extra["late"] >= count  # answers that came after the client gave up are counted
     # on_error: emit: one error message per failed input, in input order, naming the node.
     received = pipeline.nodes["out"].messages
-    assert len(received) == count
+    assert [m.payload["seq"] for m in received] == list(range(1, count + 1))
     for message in received:
         assert message.meta["fontus.error"] is True
         assert message.payload["node"] == "slow"
         assert message.payload["error"]
-    assert [m.payload["seq"] for m in received] == list(range(1, count + 1))
+    return extra
+
+
+def test_request_whose_deadline_passes_before_its_turn_fails_without_running(
+    catalogue_server: LoopbackServer, build_pipeline: Build
+) -> None:
+    # Each input takes 0.3 s on the server and may take 0.1 s.  The first one runs and
+    # comes back late; the three queued behind it miss their deadline and never run.
+    # Their late answers free the window (the server counts a request until it answers
+    # it), the next two go, the first of them runs, the other misses its deadline.
+    count = 6
+    extra = every_request_timed_out(
+        build_pipeline, catalogue_server.target, count=count, seconds=0.3, window=4, timeout=0.1
+    )
+    assert extra["late"] >= count  # answers that came after the client gave up are counted
     # The server ran update() for two inputs at most: the others failed without running.
     session = next(
         n for n in server_stats(catalogue_server.target).nodes if n["session"] == extra["session"]
@@ -298,34 +309,9 @@ def test_a_deadline_is_watched_from_the_moment_a_request_is_sent_after_an_idle_s
     # late answer frees the window, 0.2 s after the last timeout, and its answer arrives
     # 0.45 s after it, before that 0.5 s wait ends.  Looked at only then, it would count
     # as answered, not as timed out.
-    count = 4
-    pipeline = build_pipeline(
-        [
-            {"name": "src", "mark": "counter", "configuration": {"count": count}},
-            {
-                "name": "slow",
-                "mark": "delay",
-                "configuration": {"seconds": 0.25},
-                "remote": {
-                    "target": catalogue_server.target,
-                    "window": 1,
-                    "timeout": 0.05,
-                    "on_error": "emit",
-                },
-            },
-            {"name": "out", "mark": "collect"},
-        ],
-        [("src", "slow"), ("slow", "out")],
+    every_request_timed_out(
+        build_pipeline, catalogue_server.target, count=4, seconds=0.25, window=1, timeout=0.05
     )
-    result = pipeline.run(timeout=RUN_TIMEOUT_S)
-    assert result.state == "done", result.error
-    extra = result.stats["slow"].extra
-    assert extra is not None
-    assert extra["requests"] == count
-    assert extra["failures"] == extra["timeouts"] == count and extra["outputs"] == 0
-    received = pipeline.nodes["out"].messages
-    assert [m.payload["seq"] for m in received] == list(range(1, count + 1))
-    assert all(m.meta["fontus.error"] is True for m in received)
 
 
 # -- configure -----------------------------------------------------------------------

@@ -51,18 +51,24 @@ def test_get_returns_none_when_nothing_arrives_in_time() -> None:
     assert time.monotonic() - t0 >= 0.015
 
 
-def test_block_makes_the_producer_wait_until_there_is_room() -> None:
-    inbox = Inbox(2, "block")
-    inbox.put(data(0))
-    inbox.put(data(1))
+def put_in_background(inbox: Inbox, item: Item) -> tuple[threading.Thread, threading.Event]:
+    """Put ``item`` from another thread; the event is set once ``put`` returned."""
     done = threading.Event()
 
     def produce() -> None:
-        inbox.put(data(2))
+        inbox.put(item)
         done.set()
 
     thread = threading.Thread(target=produce, daemon=True)
     thread.start()
+    return thread, done
+
+
+def test_block_makes_the_producer_wait_until_there_is_room() -> None:
+    inbox = Inbox(2, "block")
+    inbox.put(data(0))
+    inbox.put(data(1))
+    thread, done = put_in_background(inbox, data(2))
     assert not done.wait(0.05)  # full: the producer waits
     assert inbox.get(timeout=1).value == 0  # type: ignore[union-attr]
     assert done.wait(RUN_TIMEOUT_S)
@@ -75,14 +81,7 @@ def test_a_blocked_producer_resumes_once_half_the_inbox_is_free() -> None:
     inbox = Inbox(4, "block")
     for n in range(4):
         inbox.put(data(n))
-    done = threading.Event()
-
-    def produce() -> None:
-        inbox.put(data(4))
-        done.set()
-
-    thread = threading.Thread(target=produce, daemon=True)
-    thread.start()
+    thread, done = put_in_background(inbox, data(4))
     assert not done.wait(0.05)  # full: the producer waits
     assert inbox.get(timeout=1).value == 0  # type: ignore[union-attr]
     # One place free of four: not woken for it (a wake-up per item costs more than
