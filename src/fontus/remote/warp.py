@@ -40,7 +40,7 @@ from ._wire.v1 import session_pb2 as spb
 from .codec import WireEncoder
 
 if TYPE_CHECKING:
-    from ..core.inbox import Inbox
+    from ..core.inbox import Inbox, Room
     from ..core.runner import NodeRunner
 
 __all__ = ["Warp"]
@@ -420,7 +420,7 @@ class Warp(Node):
             room.release()
         return True
 
-    def _send_taken(self, message: Message[Any], *, origin: str, room: Any) -> None:
+    def _send_taken(self, message: Message[Any], *, origin: str, room: Room) -> None:
         """Send ``message`` with the slot already taken for it; on any failure the slot
         and the upstream's ``room`` are given back before the error goes on."""
         try:
@@ -562,7 +562,7 @@ class Warp(Node):
             f"{self.timeout:.1f}s; still reconnecting (last error: {last})"
         )
 
-    def _send(self, pending: _Pending, room: Any = None) -> None:
+    def _send(self, pending: _Pending, room: Room | None = None) -> None:
         """Track ``pending`` (its slot already taken) and queue its frame on the stream.
 
         ``room``: called from the client loop by a LoopFeed, whose upstream gets its
@@ -869,15 +869,17 @@ class Warp(Node):
                             free += 1
                     if unsolicited or heads:
                         break
+                    if not self._pending and self._closing:
+                        return
+                    # Look again at the first deadline, or in 0.5 s at the latest (_send
+                    # wakes this thread for a request due sooner than that).
+                    now = time.monotonic()
+                    wakes_at = now + 0.5
                     if self._pending:
                         first = next(iter(self._pending.values()))
-                        wait_s = min(0.5, max(0.0, first.deadline - time.monotonic()))
-                    elif self._closing:
-                        return
-                    else:
-                        wait_s = 0.5
-                    self._delivery_wakes_at = time.monotonic() + wait_s
-                    cond.wait(wait_s)
+                        wakes_at = max(now, min(wakes_at, first.deadline))
+                    self._delivery_wakes_at = wakes_at
+                    cond.wait(wakes_at - now)
                     self._delivery_wakes_at = 0.0
             for exit_name, decode in unsolicited:
                 self._forward(exit_name, decode, None)
