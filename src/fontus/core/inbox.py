@@ -25,30 +25,21 @@ __all__ = ["Inbox", "InboxClosed", "Item", "ItemFeed", "QuietCondition", "Room",
 
 
 class QuietCondition(threading.Condition):
-    """A Condition whose notify and notify_all cost nothing while no thread waits.
+    """A Condition whose notify and notify_all cost nothing while no thread waits to be woken.
 
     A Condition's notify runs in Python (ownership check, waiter list); on every
     message's path (inbox puts and gets, a Warp's results) that adds up.  Waits
-    and notifies happen with the lock held, so the count of waiters is exact.
+    and notifies happen with the lock held, and the Condition keeps the waiters
+    not notified yet in a list, so that check is exact: a thread already woken
+    but not yet running is not woken again by each later notify.
     """
 
-    def __init__(self, lock: Any = None) -> None:
-        super().__init__(lock)
-        self.waiting = 0
-
-    def wait(self, timeout: float | None = None) -> bool:
-        self.waiting += 1
-        try:
-            return super().wait(timeout)
-        finally:
-            self.waiting -= 1
-
     def notify(self, n: int = 1) -> None:
-        if self.waiting:
+        if self._waiters:  # type: ignore[attr-defined]
             super().notify(n)
 
     def notify_all(self) -> None:
-        if self.waiting:
+        if self._waiters:  # type: ignore[attr-defined]
             super().notify_all()
 
 
@@ -61,25 +52,28 @@ class Room:
     """A semaphore for backpressure: ``capacity`` places, and a producer that had to
     wait is woken when ``resume_room(capacity)`` places are free (see the module)."""
 
-    __slots__ = ("_cond", "free", "resume")
+    __slots__ = ("_cond", "_lock", "free", "resume")
 
     def __init__(self, capacity: int) -> None:
-        self._cond = QuietCondition(threading.Lock())
+        self._lock = threading.Lock()
+        self._cond = QuietCondition(self._lock)
         self.free = capacity
         self.resume = resume_room(capacity)
 
     def acquire(self) -> None:
         """Take a place, waiting while there is none."""
-        with self._cond:
+        with self._lock:
             while self.free <= 0:
                 self._cond.wait()
             self.free -= 1
 
     def release(self, n: int = 1) -> None:
         """Give ``n`` places back."""
-        with self._cond:
-            self.free += n
-            if self.free >= self.resume:
+        with self._lock:
+            free = self.free = self.free + n
+            # Only when crossing up to ``resume``: a producer waits only at 0 free places,
+            # so one woken at the crossing needs no second call while it gets to run.
+            if free >= self.resume > free - n:
                 self._cond.notify_all()
 
 

@@ -171,6 +171,11 @@ class Node:
                 self.name,
                 f"transmit() takes a Message or a Payload, got {type(item).__name__}",
             )
+        return self._fontus_send(message, port)
+
+    def _fontus_send(self, message: Message[Any], port: str | None = None) -> Message[Any]:
+        """Stamp ``message`` as this node's, freeze and emit it: ``transmit`` for a message
+        this node made and nobody else has seen (a Warp's decoded output)."""
         with self._fontus_lock:
             if port:
                 versions = self._fontus_port_versions

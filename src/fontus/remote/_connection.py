@@ -50,12 +50,13 @@ class _Sink:
     def _current(self) -> bool:
         return self.generation == self.connection.generation
 
+    # (on_output and on_done come once per request: _current() written out)
     def on_output(self, seq: int, exit_name: str, decode: Any) -> None:
-        if self._current():
+        if self.generation == self.connection.generation:
             self.connection.warp.on_output(seq, exit_name, decode)
 
     def on_done(self, seq: int, queue_s: float, compute_s: float, outputs: int) -> None:
-        if self._current():
+        if self.generation == self.connection.generation:
             self.connection.warp.on_done(seq, queue_s, compute_s, outputs)
 
     def on_failed(self, seq: int, code: int, detail: str) -> None:

@@ -63,7 +63,7 @@ class LoopFeed:
     def put(self, item: Item) -> None:
         if self.closed:
             raise InboxClosed
-        if not _for_node_thread(item):
+        if not (item.control and _for_node_thread(item)):
             self.room.acquire()
             if self.closed:
                 self.room.release()  # on to the next waiting producer, which wakes and leaves too
@@ -101,7 +101,7 @@ class LoopFeed:
         warp = self.warp
         while items and not self.with_node and not self.closed:
             item = items[0]
-            if _for_node_thread(item):
+            if item.control and _for_node_thread(item):  # (data items are never control)
                 items.popleft()
                 if item.value is not EOS:
                     self.with_node += 1  # until the node thread has applied it

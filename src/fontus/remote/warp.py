@@ -93,13 +93,50 @@ class _Pending:
     origin: str = ""
 
 
-class _Slots(threading.Semaphore):
-    """The window: one slot per request or Configure in flight."""
+class _Slots:
+    """The window: one slot per request or Configure in flight.
+
+    A semaphore whose take and give-back cost one Python call while nobody waits
+    (``threading.Semaphore``'s go through its Condition: several, per request).
+    """
+
+    __slots__ = ("_cond", "_lock", "_value")
+
+    def __init__(self, value: int) -> None:
+        self._lock = threading.Lock()
+        self._cond = QuietCondition(self._lock)
+        self._value = value
 
     @property
     def full(self) -> bool:
         """No slot free (read without the lock: a hint, right or one step behind)."""
         return self._value == 0
+
+    def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
+        """Take a slot; False when none is free (``blocking=False``) or ``timeout`` passed."""
+        with self._lock:
+            if self._value:
+                self._value -= 1
+                return True
+            if not blocking:
+                return False
+            deadline = None if timeout is None else time.monotonic() + timeout
+            while not self._value:
+                if deadline is None:
+                    self._cond.wait()
+                    continue
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(left)
+            self._value -= 1
+            return True
+
+    def release(self, n: int = 1) -> None:
+        """Give ``n`` slots back, waking as many waiting threads."""
+        with self._lock:
+            self._value += n
+            self._cond.notify(n)
 
 
 def _send_then_hand_back(
@@ -211,11 +248,16 @@ class Warp(Node):
         #: server still counts them in its window, so their slots wait for the answer.
         self._abandoned: dict[int, int] = {}
         # State shared by the node thread, the delivery thread and the client loop.
-        self._cond = QuietCondition()
+        # Held directly (``with self._lock``) on the hot paths: a Condition's own
+        # ``__enter__``/``__exit__`` are Python calls, two per message more.
+        self._lock = threading.RLock()
+        self._cond = QuietCondition(self._lock)
         self._pending: OrderedDict[int, _Pending] = OrderedDict()
         #: When the delivery thread, waiting on ``_cond``, wakes up by itself to check a
         #: deadline (monotonic; 0.0 while it is not waiting): see ``_send``.
         self._delivery_wakes_at = 0.0
+        #: The hop timers' names (this node's name and round_trip, ...), made once.
+        self._timer_names: tuple[str, ...] = ()
         self._unsolicited: deque[tuple[str, Any]] = deque()
         self._slots = _Slots(window)
         #: Where data items arrive on the client loop instead of the node thread (see
@@ -424,7 +466,8 @@ class Warp(Node):
         """Send ``message`` with the slot already taken for it; on any failure the slot
         and the upstream's ``room`` are given back before the error goes on."""
         try:
-            self._raise_fatal()
+            if self._fatal is not None:
+                raise self._fatal
             seq = next(self._seq)
             packed = self.pack_trees
             item = self._encode(seq, message, origin, packed)
@@ -460,7 +503,7 @@ class Warp(Node):
 
     def _least_loaded(self) -> int:
         loads = [0] * len(self._conns)
-        with self._cond:
+        with self._lock:
             for p in self._pending.values():
                 loads[p.conn] += 1
         open_ = [i for i, c in enumerate(self._conns) if c.state == "open"] or list(
@@ -505,7 +548,7 @@ class Warp(Node):
                 self._free_slots()
                 raise
             data = control_frame(frame, encoder)
-            with self._cond:
+            with self._lock:
                 self._config_history.append((index, seq, data))
             pending = _Pending(
                 seq, data, time.perf_counter(), self._deadline(), source, change=change
@@ -569,7 +612,7 @@ class Warp(Node):
         room back (``room.release()``) once the request is written.
         """
         unreachable = None if pending.change else self._unreachable()
-        with self._cond:
+        with self._lock:
             if self._ended.is_set():
                 self._free_slots()
                 raise NodeError(
@@ -621,7 +664,7 @@ class Warp(Node):
     def flush(self) -> None:
         """Wait for every request to finish, half-close, and deliver what the server flushes."""
         deadline = time.monotonic() + FLUSH_TIMEOUT_S
-        with self._cond:
+        with self._lock:
             while (self._pending or self._unsolicited) and not self._ended.is_set():
                 if time.monotonic() > deadline:
                     break
@@ -633,7 +676,7 @@ class Warp(Node):
             elif self._stream is not None:
                 client_loop().call(self._stream.send, None)
             self._ended.wait(max(0.1, deadline - time.monotonic()))
-        with self._cond:
+        with self._lock:
             self._closing = True
             self._cond.notify_all()
         if self._delivery is not None:
@@ -641,7 +684,7 @@ class Warp(Node):
         self._raise_fatal()
 
     def destroy(self) -> None:
-        with self._cond:
+        with self._lock:
             self._closing = True
             self._cond.notify_all()
         stream, channel, conns = self._stream, self._channel, list(self._conns)
@@ -666,7 +709,7 @@ class Warp(Node):
 
     # -- ResultSink (called on the client loop) ---------------------------------------
     def on_output(self, seq: int, exit_name: str, decode: Any) -> None:
-        with self._cond:
+        with self._lock:
             if seq == 0:
                 self._unsolicited.append((exit_name, decode))
                 self._cond.notify_all()
@@ -678,7 +721,7 @@ class Warp(Node):
             pending.outputs.append((exit_name, decode))
 
     def on_done(self, seq: int, queue_s: float, compute_s: float, outputs: int) -> None:
-        with self._cond:
+        with self._lock:
             pending = self._pending.get(seq)
             if pending is None or pending.state != _PENDING:
                 if seq in self._silent:
@@ -693,7 +736,7 @@ class Warp(Node):
             self._cond.notify_all()
 
     def on_failed(self, seq: int, code: int, detail: str) -> None:
-        with self._cond:
+        with self._lock:
             pending = self._pending.get(seq)
             if pending is None or pending.state != _PENDING:
                 if seq in self._silent:
@@ -752,7 +795,7 @@ class Warp(Node):
     def discard_partial(self, index: int) -> int:
         """A stream broke: drop outputs received for its unfinished requests (they are replayed)."""
         count = 0
-        with self._cond:
+        with self._lock:
             self._release_abandoned(index)
             for pending in self._pending.values():
                 if pending.conn == index and pending.state == _PENDING and pending.outputs:
@@ -769,7 +812,7 @@ class Warp(Node):
         replica of another version, or without msgpack), so requests written with
         them are encoded again in the column form, from the messages they carry.
         """
-        with self._cond:
+        with self._lock:
             items: dict[int, Any] = {}
             for p in self._pending.values():
                 if p.conn != index or p.state != _PENDING:
@@ -788,7 +831,7 @@ class Warp(Node):
         read MessagePack trees: encoded again in the column form if it was written with
         them (before the Warp learnt that its new session's server does not read them);
         None if that failed (the request is failed, in its turn)."""
-        with self._cond:
+        with self._lock:
             p = self._pending.get(seq)
             if p is None:
                 return item
@@ -810,7 +853,7 @@ class Warp(Node):
 
     def connection_closed(self, conn: Connection, error: RemoteError | None) -> None:
         """A session ended for good (closed after flush, refused, or given up)."""
-        with self._cond:
+        with self._lock:
             self._release_abandoned(conn.index)
             if error is not None:
                 self._end_error = error
@@ -823,7 +866,7 @@ class Warp(Node):
             self._cond.notify_all()
 
     def on_end(self, error: RemoteError | None) -> None:
-        with self._cond:
+        with self._lock:
             self._release_abandoned()
             self._end_error = error
             if error is not None:
@@ -844,12 +887,12 @@ class Warp(Node):
         semaphore release and one wake-up of the node thread per batch instead of
         per request (each a GIL hand-off).
         """
-        cond = self._cond
+        cond, lock = self._cond, self._lock
         while True:
             unsolicited: list[tuple[str, Any]] = []
             heads: list[_Pending] = []
             free = 0  # slots to release after the batch (a held timeout's is freed later)
-            with cond:
+            with lock:
                 while True:
                     if self._unsolicited:
                         unsolicited = list(self._unsolicited)
@@ -890,18 +933,19 @@ class Warp(Node):
                 finally:
                     if free:
                         self._free_slots(free)
-                    with cond:
+                    with lock:
                         cond.notify_all()
 
     def _finish(self, pending: _Pending) -> None:
         if pending.state == _DONE:
             rtt = pending.done_at - pending.sent_at
             self.rtt.add(rtt)
-            timers = {
-                f"{self.name}.round_trip": rtt,
-                f"{self.name}.server_queue": pending.queue_s,
-                f"{self.name}.server_compute": pending.compute_s,
-            }
+            names = self._timer_names
+            if not names:
+                names = self._timer_names = tuple(
+                    f"{self.name}.{t}" for t in ("round_trip", "server_queue", "server_compute")
+                )
+            timers = {names[0]: rtt, names[1]: pending.queue_s, names[2]: pending.compute_s}
             for exit_name, decode in pending.outputs:
                 self._forward(exit_name, decode, timers)
             return
@@ -928,7 +972,7 @@ class Warp(Node):
             out = pending.meta_source.evolve(payload=error, meta={"fontus.error": True})
             self.transmit(out)
         elif self.on_error == "stop":
-            with self._cond:
+            with self._lock:
                 if self._fatal is None:
                     self._fatal = NodeError(self.name, detail)
         elif pending.unsent:
@@ -958,12 +1002,11 @@ class Warp(Node):
             self.failures += 1
             log.warning("node '%s': could not decode an output: %s", self.name, exc)
             return
-        out = message.passed_on(timers) if timers else message  # decoded frozen
+        # Decoded frozen and seen by nobody else: sent as this node's without the copy
+        # transmit() makes of a message it receives frozen (a new id, as that would give).
+        out = message.passed_on(timers) if timers else message.passed_on()
         self.outputs += 1
-        if self.graph:
-            self.transmit(out, port=exit_name)
-        else:
-            self.transmit(out)
+        self._fontus_send(out, exit_name if self.graph else None)
 
     def _raise_fatal(self) -> None:
         if self._fatal is not None:
