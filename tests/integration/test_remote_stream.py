@@ -141,7 +141,7 @@ async def behind_a_write(target: str, open_frame: Callable[..., bytes]) -> dict[
         loop = asyncio.get_running_loop()
         deadline = loop.time() + WAIT_S
         stream.send(encode_request(1, message))
-        while not stream.queue.empty() and loop.time() < deadline:
+        while stream.queue.items and loop.time() < deadline:
             await asyncio.sleep(0)  # until the writer has taken request 1
         stream.send(encode_request(2, message))
         stream.release_after_write(handed)

@@ -18,6 +18,7 @@ import grpc
 from ..core.errors import RemoteError, RemoteUnavailable, WireError
 from ._channel import MAX_MESSAGE_BYTES
 from ._errors import from_status
+from ._fifo import LoopFifo
 from ._frames import (
     EncodedItem,
     PartAssembler,
@@ -79,7 +80,8 @@ class RemoteStream:
         self.metadata = metadata
         self.call: Any = None
         self.opened: Any = None
-        self.queue: asyncio.Queue[EncodedItem | bytes | None] = asyncio.Queue()
+        #: What send() queued for the writer.
+        self.queue: LoopFifo[EncodedItem | bytes | None] = LoopFifo()
         self.bytes_out = 0
         self.bytes_in = 0
         self._tasks: list[asyncio.Task[Any]] = []
@@ -169,7 +171,7 @@ class RemoteStream:
     def send(self, item: EncodedItem | bytes | None) -> None:
         """Queue a request (or a control frame, or None to half-close). Loop thread only."""
         self._queued += 1
-        self.queue.put_nowait(item)
+        self.queue.put(item)
 
     def release_after_write(self, lock: threading.Lock) -> None:
         """Release ``lock`` once the item queued last is written (the first gRPC message of
@@ -197,11 +199,12 @@ class RemoteStream:
             lock.release()
 
     async def _send_loop(self) -> None:
-        queue = self.queue
+        fifo = self.queue
+        queue = fifo.items
         limit = coalesce_limit(self.opened.window)
         try:
             while True:
-                item = await queue.get()
+                item = queue.popleft() if queue else await fifo.get()
                 if item is None:
                     await self.call.done_writing()
                     return
@@ -215,8 +218,8 @@ class RemoteStream:
                 size = item.size
                 end = False
                 control: bytes | None = None
-                while not queue.empty() and len(batch) < limit and size < MAX_COALESCE_BYTES:
-                    nxt = queue.get_nowait()
+                while queue and len(batch) < limit and size < MAX_COALESCE_BYTES:
+                    nxt = queue.popleft()
                     if nxt is None:
                         end = True
                         break
@@ -229,7 +232,7 @@ class RemoteStream:
                 # while the one before travels.  With requests in flight the two processes
                 # are busy anyway, and the receiver's copy of the parts into one frame is a
                 # copy more.
-                alone = not self._unanswered and queue.empty()
+                alone = not self._unanswered and not queue
                 parts = (
                     requests_in_parts(batch)
                     if self.parts_out and alone

@@ -21,6 +21,7 @@ from typing import Any
 from ...core.errors import WireError
 from ...core.payloads import ConfigPayload
 from .._arrays import CompressionConfig
+from .._fifo import LoopFifo
 from .._frames import (
     EncodedItem,
     PartAssembler,
@@ -124,7 +125,7 @@ class ServerSession:
         self.parts_out = parts_out
         self._parts_in = PartAssembler(max_frame_bytes)
         self.loop = loop
-        self.results = _ResultQueue()
+        self.results: LoopFifo[EncodedItem | StreamEnd | bytes] = LoopFifo()
         self.stats = SessionStats()
         self.in_flight = 0
         self.last_seq = 0
@@ -197,8 +198,7 @@ class ServerSession:
             if self._outbox:
                 self._take_outbox()
             if not self.closed:
-                for item in items:
-                    self.results.put_nowait(item)
+                self.results.put_many(items)
             return
         with self._outbox_lock:
             wake = not self._outbox
@@ -211,8 +211,7 @@ class ServerSession:
             items, self._outbox = self._outbox, []
         if self.closed:
             return
-        for item in items:
-            self.results.put_nowait(item)
+        self.results.put_many(items)
 
     def finish(self, code: str = "", detail: str = "") -> None:
         self.push(StreamEnd(code, detail))
@@ -220,8 +219,7 @@ class ServerSession:
     def close(self) -> None:
         """The stream has ended (on the loop): drop queued results; the worker skips the rest."""
         self.closed = True
-        while not self.results.empty():
-            self.results.get_nowait()
+        self.results.items.clear()
 
     # -- reading ---------------------------------------------------------------
     async def read(self, frames: AsyncIterator[bytes]) -> None:
@@ -340,7 +338,7 @@ class ServerSession:
         frame = spb.ServerFrame()
         frame.draining.grace_s = grace_s
         frame.draining.reason = "server is shutting down"
-        self.results.put_nowait(frame.SerializeToString())
+        self.results.put(frame.SerializeToString())
         self._submit(Work("drained", self))
 
     def _frame(self, data: bytes | memoryview) -> bool:
@@ -434,13 +432,16 @@ class ServerSession:
                     continue
                 batch = [item]
                 size = item.size
+                # Requests this frame finishes (Done or Failed), and the last of them.
+                finals, last_final = (1, item.seq) if item.final else (0, 0)
                 if self._outbox:
                     # What the worker handed over after the loop moved ``item`` (a Done
                     # pushed just after its large output, HOLD_OUTPUT_BYTES) is part of
                     # this frame's queue too; its own wake-up would come too late.
                     self._take_outbox()
-                while not results.empty() and len(batch) < MAX_COALESCE_ITEMS:
-                    nxt = results.get_nowait()
+                queued = results.items
+                while queued and len(batch) < MAX_COALESCE_ITEMS:
+                    nxt = queued.popleft()
                     # A full frame still takes Dones and Faileds (a few bytes each): the
                     # Warp delivers a request's outputs on its Done, which would
                     # otherwise wait for the whole of the next frame.
@@ -451,10 +452,12 @@ class ServerSession:
                         break
                     batch.append(nxt)
                     size += nxt.size
-                finals = sum(1 for b in batch if b.final)
+                    if nxt.final:
+                        finals += 1
+                        last_final = max(last_final, nxt.seq)
                 self.in_flight -= finals
                 if finals and self._unfinished:
-                    self._finished_upto(max(b.seq for b in batch if b.final))
+                    self._finished_upto(last_final)
                 # In parts only for a frame of the last request in flight (its Done may
                 # follow in the next frame; at window 1, every frame): see the client's
                 # _send_loop.
@@ -480,8 +483,8 @@ class ServerSession:
         loop = asyncio.get_running_loop()
         while not self.closed:
             await asyncio.sleep(period / 2)
-            if self.results.empty() and loop.time() - self._last_out >= period:
-                self.results.put_nowait(_heartbeat_frame())
+            if not self.results.items and loop.time() - self._last_out >= period:
+                self.results.put(_heartbeat_frame())
                 self._last_out = loop.time()  # one at a time: the writer sends it next
 
     def _finished_upto(self, seq: int) -> None:
@@ -491,44 +494,6 @@ class ServerSession:
             self.unfinished_bytes -= unfinished.popleft()[1]
         if self.unfinished_bytes <= MAX_UNFINISHED_BYTES:
             self._room.set()
-
-
-class _ResultQueue:
-    """What the writer sends next: an unbounded FIFO with one reader, on the loop.
-
-    ``asyncio.Queue`` does the same with a getter list, a finished-task counter
-    and a future per get; with a single reader a deque and one future suffice,
-    and this is on every result's path.
-    """
-
-    __slots__ = ("_items", "_waiter", "woke")
-
-    def __init__(self) -> None:
-        self._items: deque[EncodedItem | StreamEnd | bytes] = deque()
-        self._waiter: asyncio.Future[None] | None = None
-        #: Set when a put woke the waiting writer (see ServerSession.read).
-        self.woke = False
-
-    def put_nowait(self, item: EncodedItem | StreamEnd | bytes) -> None:
-        self._items.append(item)
-        waiter = self._waiter
-        if waiter is not None:
-            self._waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
-                self.woke = True
-
-    def empty(self) -> bool:
-        return not self._items
-
-    def get_nowait(self) -> EncodedItem | StreamEnd | bytes:
-        return self._items.popleft()
-
-    async def get(self) -> EncodedItem | StreamEnd | bytes:
-        while not self._items:
-            self._waiter = asyncio.get_running_loop().create_future()
-            await self._waiter
-        return self._items.popleft()
 
 
 class _Decode:
