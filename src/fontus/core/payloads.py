@@ -268,6 +268,13 @@ class ObjectPayload(Payload, Mapping[str, Any]):
         except TypeError as exc:
             raise PayloadError(str(exc)) from None
 
+    @classmethod
+    def adopt(cls, data: FrozenDict) -> ObjectPayload:
+        """Wrap ``data``, already frozen (a decoder's FrozenDict), without checking it again."""
+        payload = object.__new__(cls)
+        payload.__dict__["data"] = data
+        return payload
+
     def __getitem__(self, key: str) -> Any:
         return self.data[key]
 

@@ -16,6 +16,7 @@ writer must judge (and name in its error) go the column way.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from ..core._values import FrozenDict
@@ -55,11 +56,20 @@ def tree_formats() -> tuple[str, ...]:
 _LEAVES = frozenset((str, float, bool, type(None), bytes))
 
 
+#: A Packer per thread (``msgpack.packb`` builds one per call): one must not be shared,
+#: as ``_frozen`` runs Python in the middle of a ``pack`` and another thread may run then.
+_packers = threading.local()
+
+
 def pack_tree(root: Any) -> bytes | None:
     """``root`` (a map or list) as MessagePack, or None when it must go the column way."""
     if msgpack is None or not _plain(root):
         return None
-    return msgpack.packb(root, default=_frozen, use_bin_type=True)
+    try:
+        packer = _packers.packer
+    except AttributeError:
+        packer = _packers.packer = msgpack.Packer(default=_frozen, use_bin_type=True)
+    return packer.pack(root)  # (a failed pack empties its buffer: the next starts clean)
 
 
 def _frozen(value: Any) -> Any:
@@ -71,7 +81,10 @@ def _frozen(value: Any) -> Any:
 def _plain(value: Any) -> bool:
     """Whether ``value`` holds only the exact types MessagePack carries as the column form would."""
     t = type(value)
-    if t is FrozenDict or t is dict:
+    if t is FrozenDict:
+        value = value._data  # its dict: iterated in C, not through FrozenDict's methods
+        t = dict
+    if t is dict:
         for key in value:
             if type(key) is not str:
                 return False
@@ -153,7 +166,7 @@ def _check(value: Any, path: str, depth: int, max_depth: int) -> None:
     if depth > max_depth:
         raise WireError(f"{path}: values nested deeper than {max_depth}")
     is_map = type(value) is FrozenDict
-    for label, item in value.items() if is_map else enumerate(value):
+    for label, item in value._data.items() if is_map else enumerate(value):
         if is_map and type(label) is not str:
             raise WireError(f"{path}: key {label!r} is not a string (keys must be str)")
         t = type(item)
