@@ -88,8 +88,12 @@ class LoopFeed:
     def _arrived(self, item: Item) -> None:
         if self.closed:
             return
-        self.items.append(item)
-        self.drain()
+        items = self.items
+        items.append(item)
+        if len(items) == 1:
+            # Items ahead of this one wait for a window slot or a change with the node
+            # thread, each of which drains the feed when it comes: trying now is in vain.
+            self.drain()
 
     def _resume(self) -> None:
         self.with_node = max(0, self.with_node - 1)

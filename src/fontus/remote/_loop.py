@@ -80,6 +80,9 @@ _lock = threading.Lock()
 
 def client_loop() -> ClientLoop:
     global _instance
+    instance = _instance
+    if instance is not None:  # made once, never replaced: no lock needed to read it
+        return instance
     with _lock:
         if _instance is None:
             _instance = ClientLoop()

@@ -142,8 +142,13 @@ class WireEncoder:
                 self.value_map(message.meta, target.meta, "meta")
             timers = message.timers
             if timers:
-                # A frozen message's FrozenDict: its dict, read in C, key by key.
-                target.timers.update(timers._data if type(timers) is FrozenDict else timers)
+                # Key by key: the protobuf map's update() is Mapping's, in Python (with
+                # an isinstance through ABCMeta); a FrozenDict's own dict is read in C.
+                into = target.timers
+                for name, seconds in (
+                    timers._data if type(timers) is FrozenDict else timers
+                ).items():
+                    into[name] = seconds
         except WireError:
             raise
         except (TypeError, ValueError) as exc:  # protobuf refused a value, e.g. a lone surrogate
@@ -178,7 +183,7 @@ class WireEncoder:
             if wire is not None and (self.pack_trees or not wire.msgpack):
                 target.object.data.CopyFrom(wire)
             else:
-                self.value_map(payload.data, target.object.data, "payload")
+                self.value(payload.data, target.object.data, "payload")  # (a FrozenDict)
         elif isinstance(payload, BytesPayload):
             if len(payload.cnt) >= BLOB_BYTES_THRESHOLD:
                 target.bytes.blob = self.blobs.add(payload.cnt)
