@@ -515,12 +515,13 @@ def test_a_node_crash_fails_the_run_and_releases_producers_blocked_on_it(
         [("src", "sink")],
     )
 
-    def broken_push(origin: str, message: Message[Any]) -> list[Message[Any]]:
+    def broken_process(message: Message[Any], update: Any = None) -> bool:
         time.sleep(0.05)  # let the source fill the inbox and block on it
         raise RuntimeError("internal bug")
 
-    # An error outside update() (here: in the runner's synchroniser) crashes the node thread.
-    monkeypatch.setattr(pipeline._runners["sink"].sync, "push", broken_push)
+    # An error outside update() (here: in the runner's own handling of a message, around
+    # the node's update) crashes the node thread.
+    monkeypatch.setattr(pipeline._runners["sink"], "_process", broken_process)
     pipeline.start()
     try:
         assert pipeline.wait(RUN_TIMEOUT_S), "the source stayed blocked on the dead inbox"

@@ -13,7 +13,7 @@ import time
 from collections.abc import Mapping
 from typing import Any, Generic, TypeVar
 
-from ._values import FrozenDict, freeze_value, values_equal
+from ._values import EMPTY, FrozenDict, freeze_value, values_equal
 from .errors import FrozenMessageError, PayloadError
 from .payloads import Payload
 
@@ -92,7 +92,7 @@ class Message(Generic[P]):
         """Make this message immutable (idempotent); returns ``self``."""
         if not self._frozen:
             try:
-                meta = freeze_value(self.meta, "meta")
+                meta = freeze_value(self.meta, "meta") if self.meta else EMPTY
             except TypeError as exc:
                 raise PayloadError(f"message {self.id} from '{self.creator}': {exc}") from None
             timers = {}

@@ -55,6 +55,8 @@ class NodeRunner:
             # A node may take its data items on another thread (a Warp: the client loop).
             self.inbox.feed = node._fontus_item_feed(self.inbox, self)
         self.sync = make_synchroniser(config.sync, self.origins)
+        #: Each message goes to the node as it comes (no synchroniser in between).
+        self._passthrough = config.sync.mode == "passthrough"
         self.stats = NodeStats(self.name, mark, node.kind)
         self.downstream: list[NodeRunner] = []
         #: Output port of each downstream link ("" = every message), parallel to ``downstream``.
@@ -189,7 +191,7 @@ class NodeRunner:
         while self._open_origins:
             if self.pipeline._aborted:
                 raise _Abort
-            deadline = sync.deadline()
+            deadline = None if self._passthrough else sync.deadline()
             timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
             # Wake up regularly so an abort is noticed even with no traffic.
             item = inbox.get(timeout=0.5 if timeout is None else min(timeout, 0.5))
@@ -220,7 +222,11 @@ class NodeRunner:
                 self._process(value)
             return
         self.stats.received += 1
-        self.node._fontus_origin = item.origin if self.config.sync.mode == "passthrough" else ""
+        if self._passthrough:
+            self.node._fontus_origin = item.origin
+            self._process(value)
+            return
+        self.node._fontus_origin = ""
         for message in self.sync.push(item.origin, value):
             self._process(message)
 
