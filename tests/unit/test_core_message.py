@@ -191,6 +191,25 @@ def test_passed_on_shares_the_frozen_parts_and_merges_timers() -> None:
         timed.creator = "other"
 
 
+def test_renew_gives_a_message_nobody_holds_what_passed_on_would_without_a_copy() -> None:
+    decoded = Message(
+        BytesPayload(b"x"), creator="srv", version=3, meta={"a": 1}, timers={"t": 0.5}
+    ).freeze()
+    first_id, meta = decoded.id, decoded.meta
+    expected = decoded.passed_on({"hop": 0.25, "t": 1.5})
+    renewed = decoded._fontus_renew({"hop": 0.25, "t": 1.5})
+    assert renewed is decoded and renewed.frozen
+    assert renewed.id not in (first_id, expected.id)
+    assert renewed.meta is meta
+    assert all(
+        getattr(renewed, f) == getattr(expected, f)
+        for f in ("payload", "meta", "timers", "created_at", "creator", "version")
+    )
+    # Without timers only the id changes; a message not frozen yet is frozen first.
+    unfrozen = Message(BytesPayload(b"y"), timers={"t": 2})
+    assert unfrozen._fontus_renew().frozen and unfrozen.timers == {"t": 2.0}
+
+
 def test_passed_on_needs_a_frozen_message() -> None:
     with pytest.raises(FrozenMessageError, match="needs a frozen message"):
         Message(BytesPayload(b"x")).passed_on()

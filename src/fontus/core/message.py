@@ -155,6 +155,19 @@ class Message(Generic[P]):
             timers=merged,
         )
 
+    def _fontus_renew(self, timers: Mapping[str, float] | None = None) -> Message[P]:
+        """``passed_on(timers)`` for a frozen message nobody else holds (one just decoded):
+        the same message takes a new id and the merged timers, instead of a copy."""
+        if not self._frozen:
+            self.freeze()
+        set_ = object.__setattr__
+        set_(self, "id", next_message_id())
+        if timers:
+            merged = self.timers
+            assert type(merged) is FrozenDict  # so once frozen
+            set_(self, "timers", FrozenDict.adopt({**merged._data, **timers}))
+        return self
+
     @classmethod
     def frozen_from_parts(
         cls,

@@ -138,16 +138,17 @@ class WireEncoder:
             target.created_at = message.created_at
             target.creator = message.creator
             target.version = message.version
-            if message.meta:
-                self.value_map(message.meta, target.meta, "meta")
-            timers = message.timers
+            # A frozen message's maps are FrozenDicts: their dicts are read in C.
+            meta, timers = message.meta, message.timers
+            if meta._data if type(meta) is FrozenDict else meta:
+                self.value_map(meta, target.meta, "meta")
+            if type(timers) is FrozenDict:
+                timers = timers._data
             if timers:
                 # Key by key: the protobuf map's update() is Mapping's, in Python (with
-                # an isinstance through ABCMeta); a FrozenDict's own dict is read in C.
+                # an isinstance through ABCMeta).
                 into = target.timers
-                for name, seconds in (
-                    timers._data if type(timers) is FrozenDict else timers
-                ).items():
+                for name, seconds in timers.items():
                     into[name] = seconds
         except WireError:
             raise

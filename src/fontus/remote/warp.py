@@ -1002,11 +1002,11 @@ class Warp(Node):
             self.failures += 1
             log.warning("node '%s': could not decode an output: %s", self.name, exc)
             return
-        # Decoded frozen and seen by nobody else: sent as this node's without the copy
-        # transmit() makes of a message it receives frozen (a new id, as that would give).
-        out = message.passed_on(timers) if timers else message.passed_on()
+        # Decoded frozen and seen by nobody else: renewed in place (a new id, the hop
+        # timers) and sent as this node's, without the copies passed_on() and
+        # transmit() would make of a message received from someone else.
         self.outputs += 1
-        self._fontus_send(out, exit_name if self.graph else None)
+        self._fontus_send(message._fontus_renew(timers), exit_name if self.graph else None)
 
     def _raise_fatal(self) -> None:
         if self._fatal is not None:
