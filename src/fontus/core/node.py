@@ -186,7 +186,8 @@ class Node:
                 object.__setattr__(message, "creator", self._fontus_name)
                 object.__setattr__(message, "version", self._fontus_version)
                 self._fontus_version += 1
-        message.freeze()
+        if not message._frozen:
+            message.freeze()
         if port:
             self._fontus_host.emit(self, message, port)  # type: ignore[call-arg]
         else:

@@ -69,7 +69,8 @@ def pack_tree(root: Any) -> bytes | None:
         packer = _packers.packer
     except AttributeError:
         packer = _packers.packer = msgpack.Packer(default=_frozen, use_bin_type=True)
-    return packer.pack(root)  # (a failed pack empties its buffer: the next starts clean)
+    # (a failed pack empties its buffer: the next starts clean)
+    return packer.pack(root._data if type(root) is FrozenDict else root)
 
 
 def _frozen(value: Any) -> Any:
@@ -97,6 +98,15 @@ def _plain(value: Any) -> bool:
         t = type(item)
         if t in _LEAVES or (t is int and INT64_MIN <= item <= INT64_MAX):
             continue
+        if t is tuple or t is list:
+            # The common list of numbers or strings, checked here without a call per list
+            # (anything else in it: the full check below).
+            for leaf in item:
+                lt = type(leaf)
+                if not (lt in _LEAVES or (lt is int and INT64_MIN <= leaf <= INT64_MAX)):
+                    break
+            else:
+                continue
         if t is int or not _plain(item):
             return False
     return True
@@ -172,6 +182,14 @@ def _check(value: Any, path: str, depth: int, max_depth: int) -> None:
         t = type(item)
         if t in _LEAVES or (t is int and INT64_MIN <= item <= INT64_MAX):
             continue
+        if t is tuple and depth < max_depth:
+            # A list of leaves, the common case, checked here (no call, no path string).
+            for leaf in item:
+                lt = type(leaf)
+                if not (lt in _LEAVES or (lt is int and INT64_MIN <= leaf <= INT64_MAX)):
+                    break
+            else:
+                continue
         where = f"{path}.{label}" if is_map else f"{path}[{label}]"
         if t is FrozenDict or t is tuple:
             _check(item, where, depth, max_depth)
