@@ -98,16 +98,18 @@ def _plain(value: Any) -> bool:
         t = type(item)
         if t in _LEAVES or (t is int and INT64_MIN <= item <= INT64_MAX):
             continue
-        if t is tuple or t is list:
-            # The common list of numbers or strings, checked here without a call per list
-            # (anything else in it: the full check below).
-            for leaf in item:
-                lt = type(leaf)
-                if not (lt in _LEAVES or (lt is int and INT64_MIN <= leaf <= INT64_MAX)):
-                    break
-            else:
-                continue
+        if (t is tuple or t is list) and _all_leaves(item):
+            continue  # the common list of numbers or strings (anything else: checked below)
         if t is int or not _plain(item):
+            return False
+    return True
+
+
+def _all_leaves(items: Any) -> bool:
+    """Whether every item of the list ``items`` is a leaf: no container, ints in int64."""
+    for item in items:
+        t = type(item)
+        if not (t in _LEAVES or (t is int and INT64_MIN <= item <= INT64_MAX)):
             return False
     return True
 
@@ -182,14 +184,8 @@ def _check(value: Any, path: str, depth: int, max_depth: int) -> None:
         t = type(item)
         if t in _LEAVES or (t is int and INT64_MIN <= item <= INT64_MAX):
             continue
-        if t is tuple and depth < max_depth:
-            # A list of leaves, the common case, checked here (no call, no path string).
-            for leaf in item:
-                lt = type(leaf)
-                if not (lt in _LEAVES or (lt is int and INT64_MIN <= leaf <= INT64_MAX)):
-                    break
-            else:
-                continue
+        if t is tuple and depth < max_depth and _all_leaves(item):
+            continue  # the common list of leaves, without its path string and a recursion
         where = f"{path}.{label}" if is_map else f"{path}[{label}]"
         if t is FrozenDict or t is tuple:
             _check(item, where, depth, max_depth)
