@@ -124,6 +124,30 @@ def test_room_wakes_a_waiting_producer_once_half_is_free_and_never_loses_a_place
     assert taken == [0, 1, 2] and room.free == 3
 
 
+def test_a_window_room_takes_at_once_or_for_a_while_and_wakes_at_the_first_place() -> None:
+    window = Room(2, resume=1)  # a Warp's window: a waiting thread goes on at the first slot
+    assert window.acquire(blocking=False) and window.acquire(blocking=False)
+    assert window.full and not window.acquire(blocking=False)
+    started = time.monotonic()
+    assert not window.acquire(timeout=0.05)  # gives up after the timeout, no place taken
+    assert time.monotonic() - started >= 0.05 and window.free == 0
+    got = threading.Event()
+
+    def take() -> None:
+        if window.acquire(timeout=RUN_TIMEOUT_S):
+            got.set()
+
+    thread = threading.Thread(target=take, daemon=True)
+    thread.start()
+    assert not got.wait(0.05)
+    window.release()  # one place: enough for a window (resume=1)
+    assert got.wait(RUN_TIMEOUT_S)
+    thread.join(RUN_TIMEOUT_S)
+    assert window.free == 0 and window.full
+    window.release(2)
+    assert window.free == 2 and not window.full
+
+
 def test_drop_oldest_drops_the_oldest_data_and_counts() -> None:
     inbox = Inbox(3, "drop_oldest")
     for n in range(7):

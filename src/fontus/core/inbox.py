@@ -49,29 +49,51 @@ def resume_room(capacity: int) -> int:
 
 
 class Room:
-    """A semaphore for backpressure: ``capacity`` places, and a producer that had to
-    wait is woken when ``resume_room(capacity)`` places are free (see the module)."""
+    """A semaphore for backpressure: ``capacity`` places, and a thread that had to wait
+    is woken when ``resume`` places are free (by default ``resume_room(capacity)``, see
+    the module; 1 wakes it at the first).
+
+    Taking and giving back a place cost one Python call while nobody waits
+    (``threading.Semaphore``'s go through its Condition: several), and waiting
+    threads are woken once, when the free places cross up to ``resume``.
+    """
 
     __slots__ = ("_cond", "_lock", "free", "resume")
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, resume: int | None = None) -> None:
         self._lock = threading.Lock()
         self._cond = QuietCondition(self._lock)
         self.free = capacity
-        self.resume = resume_room(capacity)
+        self.resume = resume_room(capacity) if resume is None else resume
 
-    def acquire(self) -> None:
-        """Take a place, waiting while there is none."""
+    @property
+    def full(self) -> bool:
+        """No place free (read without the lock: a hint, right or one step behind)."""
+        return self.free <= 0
+
+    def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
+        """Take a place; False when none is free (``blocking=False``) or ``timeout`` passed."""
         with self._lock:
-            while self.free <= 0:
-                self._cond.wait()
+            if self.free <= 0:
+                if not blocking:
+                    return False
+                deadline = None if timeout is None else time.monotonic() + timeout
+                while self.free <= 0:
+                    if deadline is None:
+                        self._cond.wait()
+                        continue
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return False
+                    self._cond.wait(left)
             self.free -= 1
+            return True
 
     def release(self, n: int = 1) -> None:
         """Give ``n`` places back."""
         with self._lock:
             free = self.free = self.free + n
-            # Only when crossing up to ``resume``: a producer waits only at 0 free places,
+            # Only when crossing up to ``resume``: a thread waits only at 0 free places,
             # so one woken at the crossing needs no second call while it gets to run.
             if free >= self.resume > free - n:
                 self._cond.notify_all()

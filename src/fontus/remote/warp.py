@@ -22,7 +22,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from ..core.errors import ConfigError, NodeError, RemoteError, RemoteTimeout, WireError
-from ..core.inbox import QuietCondition
+from ..core.inbox import QuietCondition, Room
 from ..core.message import Message
 from ..core.node import Node
 from ..core.payloads import ConfigPayload, ObjectPayload
@@ -40,7 +40,7 @@ from ._wire.v1 import session_pb2 as spb
 from .codec import WireEncoder
 
 if TYPE_CHECKING:
-    from ..core.inbox import Inbox, Room
+    from ..core.inbox import Inbox
     from ..core.runner import NodeRunner
 
 __all__ = ["Warp"]
@@ -91,52 +91,6 @@ class _Pending:
     packed: bool = False
     #: The upstream node the request came from (to encode it again).
     origin: str = ""
-
-
-class _Slots:
-    """The window: one slot per request or Configure in flight.
-
-    A semaphore whose take and give-back cost one Python call while nobody waits
-    (``threading.Semaphore``'s go through its Condition: several, per request).
-    """
-
-    __slots__ = ("_cond", "_lock", "_value")
-
-    def __init__(self, value: int) -> None:
-        self._lock = threading.Lock()
-        self._cond = QuietCondition(self._lock)
-        self._value = value
-
-    @property
-    def full(self) -> bool:
-        """No slot free (read without the lock: a hint, right or one step behind)."""
-        return self._value == 0
-
-    def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
-        """Take a slot; False when none is free (``blocking=False``) or ``timeout`` passed."""
-        with self._lock:
-            if self._value:
-                self._value -= 1
-                return True
-            if not blocking:
-                return False
-            deadline = None if timeout is None else time.monotonic() + timeout
-            while not self._value:
-                if deadline is None:
-                    self._cond.wait()
-                    continue
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._cond.wait(left)
-            self._value -= 1
-            return True
-
-    def release(self, n: int = 1) -> None:
-        """Give ``n`` slots back, waking as many waiting threads."""
-        with self._lock:
-            self._value += n
-            self._cond.notify(n)
 
 
 def _send_then_hand_back(
@@ -259,7 +213,9 @@ class Warp(Node):
         #: The hop timers' names (this node's name and round_trip, ...), made once.
         self._timer_names: tuple[str, ...] = ()
         self._unsolicited: deque[tuple[str, Any]] = deque()
-        self._slots = _Slots(window)
+        #: The window: one place per request or Configure in flight; a thread waiting
+        #: for one is woken at the first given back.
+        self._slots = Room(window, resume=1)
         #: Where data items arrive on the client loop instead of the node thread (see
         #: LoopFeed); None outside a local pipeline, inactive against a Juturna server.
         self._feed: LoopFeed | None = None
@@ -466,8 +422,7 @@ class Warp(Node):
         """Send ``message`` with the slot already taken for it; on any failure the slot
         and the upstream's ``room`` are given back before the error goes on."""
         try:
-            if self._fatal is not None:
-                raise self._fatal
+            self._raise_fatal()
             seq = next(self._seq)
             packed = self.pack_trees
             item = self._encode(seq, message, origin, packed)
