@@ -165,8 +165,7 @@ class WireEncoder:
             raise WireError(f"payload {payload.kind}: cannot encode: {exc}") from None
 
     def _payload(self, payload: Payload, target: Any) -> None:
-        # (ObjectPayload is a Mapping: isinstance on it goes through ABCMeta, in Python)
-        if type(payload) is not ObjectPayload and isinstance(payload, AudioPayload):
+        if isinstance(payload, AudioPayload):
             t = target.audio
             encode_array(payload.audio, t.audio, self.blobs, self.compression)
             t.sampling_rate = payload.sampling_rate
@@ -174,8 +173,10 @@ class WireEncoder:
             t.audio_format = payload.audio_format
             t.start = payload.start
             t.end = payload.end
-        elif type(payload) is not ObjectPayload and isinstance(payload, ImagePayload):
+        elif isinstance(payload, ImagePayload):
             self._image(payload, target.image)
+        # (ObjectPayload is a Mapping: an isinstance against it goes through ABCMeta, in
+        # Python; the other payload classes are plain)
         elif type(payload) is ObjectPayload or isinstance(payload, ObjectPayload):
             target.object.SetInParent()
             wire = payload.__dict__.get(_WIRE)
