@@ -604,6 +604,24 @@ def test_msgpack_depth_shares_the_nesting_budget_with_columns() -> None:
     )
 
 
+def test_a_msgpack_list_of_leaves_counts_in_the_nesting_budget() -> None:
+    # A list of numbers or strings is checked without a call of its own: the limit
+    # still holds for it, with its path.
+    raw = msgpack.packb({"a": {"b": [[1, "x"]]}})
+    assert decode_message(packed_packet(raw), WireLimits(max_depth=4)).payload["a"]["b"] == (
+        (1, "x"),
+    )
+    raises(
+        packed_packet(raw),
+        r"^payload\.a\.b\[0\]: values nested deeper than 3$",
+        WireLimits(max_depth=3),
+    )
+    raises(
+        packed_packet(msgpack.packb({"a": [1, 2**64 - 1]})),
+        r"^payload\.a\[1\]: int 18446744073709551615 is outside the int64 range$",
+    )
+
+
 def test_a_tree_with_both_msgpack_and_columns_is_refused() -> None:
     raw = msgpack.packb({"a": 1})
     for columns in ({"kinds": b"m", "ints": [0]}, {"strings": ["x"]}):
