@@ -18,10 +18,7 @@ from __future__ import annotations
 import argparse
 import collections
 import json
-import os
-import re
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -31,6 +28,7 @@ from typing import Any
 
 import remote as bench
 from _bench import bench_registry
+from fontus.testing import LoopbackServer
 
 #: How long the profiled server may take to listen, and to write its counts.
 SERVER_WAIT_S = 30.0
@@ -70,8 +68,9 @@ class Counter:
 
 
 # -- the profiled server (a subprocess) ---------------------------------------------
-def serve_main(dump: str, args: list[str]) -> int:
-    """``fontus serve ARGS`` under the hook; SIGUSR1 clears the counts, SIGUSR2 writes them."""
+def serve_main(dump: str, argv: list[str]) -> int:
+    """The ``fontus`` command line ``argv`` under the hook; SIGUSR1 clears the counts,
+    SIGUSR2 writes them to ``dump``."""
     counter = Counter()
 
     def clear(*_: Any) -> None:
@@ -85,64 +84,30 @@ def serve_main(dump: str, args: list[str]) -> int:
     counter.install()
     from fontus.cli import main as fontus_main
 
-    return fontus_main(["serve", *args])
+    return fontus_main(argv)
 
 
-class ProfiledServer:
-    def __init__(self, dump: Path) -> None:
-        self.dump = dump
-        command = [sys.executable, __file__, "--serve", str(dump), "--"]
-        command += ["--host", "127.0.0.1", "--port", "0", "--allow", "identity"]
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        self.process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
-        )
-        self.target = self._wait_listening()
+def profiled_server(dump: Path) -> LoopbackServer:
+    """``fontus serve --allow identity`` on 127.0.0.1, run by this script under the hook."""
+    launcher = [sys.executable, __file__, "--serve", str(dump)]
+    return LoopbackServer(["--allow", "identity"], launcher=launcher).start(SERVER_WAIT_S)
 
-    def _wait_listening(self) -> str:
-        assert self.process.stdout is not None
-        deadline = time.monotonic() + SERVER_WAIT_S
-        seen: list[str] = []
-        for line in self.process.stdout:
-            seen.append(line)
-            match = re.search(r"listening on (\S+):(\d+)", line)
-            if match:
-                threading.Thread(target=self._drain, daemon=True).start()
-                return f"127.0.0.1:{match.group(2)}"
-            if time.monotonic() > deadline:
-                break
-        self.stop()
-        raise SystemExit("calls.py: the profiled fontus serve did not listen:\n" + "".join(seen))
 
-    def _drain(self) -> None:
-        assert self.process.stdout is not None
-        for _ in self.process.stdout:
-            pass
-
-    def clear(self) -> None:
-        self.process.send_signal(signal.SIGUSR1)
-        time.sleep(0.3)  # the loop thread runs the handler between two bytecodes
-
-    def counts(self) -> list[tuple[str, str, str, int]]:
-        self.dump.unlink(missing_ok=True)
-        self.process.send_signal(signal.SIGUSR2)
-        deadline = time.monotonic() + SERVER_WAIT_S
-        while time.monotonic() < deadline:
-            if self.dump.exists():
-                try:
-                    return [tuple(row) for row in json.loads(self.dump.read_text())]  # type: ignore[misc]
-                except json.JSONDecodeError:
-                    pass  # still being written
-            time.sleep(0.1)
-        raise SystemExit("calls.py: the profiled fontus serve did not write its counts")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
+def server_counts(server: LoopbackServer, dump: Path) -> list[tuple[str, str, str, int]]:
+    """Ask the profiled server for its counts (SIGUSR2) and read them."""
+    dump.unlink(missing_ok=True)
+    server.signal(signal.SIGUSR2)
+    deadline = time.monotonic() + SERVER_WAIT_S
+    while time.monotonic() < deadline:
+        if dump.exists():
             try:
-                self.process.wait(10.0)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+                return [tuple(row) for row in json.loads(dump.read_text())]  # type: ignore[misc]
+            except json.JSONDecodeError:
+                pass  # still being written
+        time.sleep(0.1)
+    raise SystemExit(
+        "calls.py: the profiled fontus serve did not write its counts:\n" + server.log()
+    )
 
 
 # -- the report ------------------------------------------------------------------------
@@ -163,7 +128,7 @@ def report(title: str, rows: list[tuple[str, str, str, int]], messages: int, top
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--serve"]:
-        return serve_main(argv[1], argv[3:] if argv[2:3] == ["--"] else argv[2:])
+        return serve_main(argv[1], argv[2:])
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     names = [case.name for case in bench.cases(quick=True)]
     parser.add_argument("--payload", default="object 20 keys", choices=names)
@@ -177,11 +142,13 @@ def main(argv: list[str] | None = None) -> int:
     case = bench.Case(case.name, case.payload, args.count)
     registry = bench_registry()
     with tempfile.TemporaryDirectory(prefix="fontus-calls-") as tmp:
-        server = ProfiledServer(Path(tmp) / "server-counts.json")
+        dump = Path(tmp) / "server-counts.json"
+        server = profiled_server(dump)
         try:
             bench.run_fontus(case, registry, server.target, args.window, 1, MAX_RUN_S)  # warm-up
             counter = Counter()
-            server.clear()
+            server.signal(signal.SIGUSR1)
+            time.sleep(0.3)  # the server's loop thread runs the handler between two bytecodes
             counter.install()
             # The client loop runs already (the warm-up started it): hook it from inside.
             from fontus.remote._loop import client_loop
@@ -194,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
                 counter.uninstall()
                 client_loop().loop.call_soon_threadsafe(sys.setprofile, None)
                 time.sleep(0.2)
-            server_rows = server.counts()
+            server_rows = server_counts(server, dump)
         finally:
             server.stop()
     print(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -352,3 +353,35 @@ def test_an_unknown_event_loop_is_refused_at_start_naming_the_variable(fontus: F
     assert "listening on" not in done.stdout
     assert done.stderr.startswith("fontus: error: FONTUS_EVENT_LOOP='tokio' is not one of")
     assert "Traceback" not in done.stderr
+
+
+def test_a_loopback_server_can_be_started_by_another_launcher(
+    tmp_path: Path, build_pipeline: Callable[..., Pipeline]
+) -> None:
+    # What runs the fontus command line can be replaced (a benchmark runs it under a
+    # profiler): the launcher gets "serve ..." and the server is reached as usual.
+    marker = tmp_path / "argv.txt"
+    launcher = tmp_path / "launch.py"
+    launcher.write_text(
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from fontus.cli import main\n"
+        "Path(sys.argv[1]).write_text(' '.join(sys.argv[2:]))\n"
+        "raise SystemExit(main(sys.argv[2:]))\n"
+    )
+    server = LoopbackServer(
+        ["--allow", "identity"], launcher=[sys.executable, str(launcher), str(marker)]
+    )
+    with server:
+        assert marker.read_text().startswith("serve --host 127.0.0.1 --port 0 --allow identity")
+        pipeline = build_pipeline(
+            [
+                {"name": "src", "mark": "counter", "configuration": {"count": 3}},
+                {"name": "id", "mark": "identity", "remote": server.target},
+                {"name": "out", "mark": "collect"},
+            ],
+            [("src", "id"), ("id", "out")],
+        )
+        result = pipeline.run(timeout=RUN_TIMEOUT_S)
+        assert result.ok, result.error
+        assert len(pipeline.nodes["out"].messages) == 3  # type: ignore[attr-defined]

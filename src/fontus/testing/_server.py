@@ -35,8 +35,12 @@ class LoopbackServer:
         env: dict[str, str] | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        launcher: Sequence[str] = (),
     ) -> None:
         self.args = list(args)
+        #: What runs the ``fontus`` command line (``serve ...`` is appended); by default
+        #: ``python -m fontus``.  A benchmark may run it under a profiler this way.
+        self.launcher = list(launcher) or [sys.executable, "-m", "fontus"]
         self.env = env
         self.host = host
         self.requested_port = port
@@ -52,9 +56,7 @@ class LoopbackServer:
 
     def start(self, timeout: float = START_TIMEOUT_S) -> LoopbackServer:
         command = [
-            sys.executable,
-            "-m",
-            "fontus",
+            *self.launcher,
             "serve",
             "--host",
             self.host,
