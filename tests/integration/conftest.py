@@ -209,6 +209,7 @@ def _open_frame(
     name: str = "identity",
     mark: str = "identity",
     frame_parts: bool = False,
+    frame_tails: bool = False,
     window: int = 4,
 ) -> bytes:
     """The Open frame of a raw session to one ``mark`` node."""
@@ -220,6 +221,7 @@ def _open_frame(
     op.node.name = name
     op.node.mark = mark
     op.frame_parts = frame_parts
+    op.frame_tails = frame_tails
     return control_frame(frame)
 
 

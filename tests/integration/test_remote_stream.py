@@ -18,6 +18,7 @@ from typing import Any
 
 import grpc
 import numpy as np
+import pytest
 
 from fontus.core import AudioPayload, Message
 from fontus.remote._channel import make_channel
@@ -215,18 +216,43 @@ def test_a_small_window_still_coalesces_up_to_eight(
     assert client_loop().submit(frames).result(30) == [4]
 
 
+#: A ServerFrame with results and tail_skip 5: its tail is the next message.
+_TAILED = b"\x12\x00\x60\x05"
+
+
+@pytest.mark.parametrize(
+    ("messages", "error"),
+    [
+        (
+            [b"\x68\x01\x72\x03abc"],  # part_more, then a part of 3 bytes
+            "the server ended the stream with a frame in parts incomplete after 1 part",
+        ),
+        ([_TAILED], "the server ended the stream before the tail of its last frame"),
+        (
+            [_TAILED, b"12345\x0a\x01x"],  # a tail whose bytes after the skip are not blobs
+            "malformed result frame: a frame's tail holds 3 bytes of fields other than "
+            "blobs after its tail_skip of 5",
+        ),
+        (
+            [_TAILED, b"1234"],
+            "malformed result frame: tail_skip 5 is beyond the 4 bytes of the frame's tail",
+        ),
+    ],
+    ids=["part then end", "tail due then end", "tail not blobs", "tail too short"],
+)
 def test_a_server_ending_its_stream_in_the_middle_of_a_frame_is_an_error(
-    open_frame: Callable[..., bytes],
+    open_frame: Callable[..., bytes], messages: list[bytes], error: str
 ) -> None:
-    # A peer that ends the stream with OK after one part of a frame (Fontus's server
-    # never does): the client reports the lost frame instead of a clean end.
+    # A peer that ends the stream with OK after one part of a frame, or before or with a
+    # broken tail (Fontus's server never does): the client reports the lost frame
+    # instead of a clean end.
     def session(requests: Any, context: grpc.ServicerContext) -> Any:
         next(requests)  # the Open
         opened = spb.ServerFrame()
         opened.opened.window = 1
         opened.opened.frame_parts = True
         yield opened.SerializeToString()
-        yield b"\x68\x01\x72\x03abc"  # part_more, then a part of 3 bytes
+        yield from messages
         # and the server's side ends here, status OK
 
     server = grpc.server(ThreadPoolExecutor(max_workers=2))
@@ -248,6 +274,4 @@ def test_a_server_ending_its_stream_in_the_middle_of_a_frame_is_an_error(
         ended = client_loop().submit(run()).result(30)
     finally:
         server.stop(0)
-    assert [str(e) for e in ended] == [
-        "stream-test: the server ended the stream with a frame in parts incomplete after 1 part"
-    ]
+    assert [str(e) for e in ended] == [f"stream-test: {error}"]

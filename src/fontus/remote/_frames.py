@@ -11,23 +11,26 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 from ..core.errors import WireError
 from ..core.message import Message
 from ._arrays import NO_COMPRESSION, CompressionConfig
-from ._blobs import _BLOB_TAG, _read_varint, _varint
+from ._blobs import _BLOB_TAG, _read_varint, _varint, split_blobs
 from ._limits import DEFAULT_LIMITS, WireLimits
 from ._wire.v1 import session_pb2 as spb
 from .codec import WireDecoder, WireEncoder
 
 __all__ = [
     "PART_BYTES",
+    "TAIL_MIN_BYTES",
     "EncodedItem",
     "PartAssembler",
     "PartsTooLarge",
+    "add_tail",
+    "attach_tail",
     "decode_frame",
     "encode_done",
     "encode_failed",
@@ -37,6 +40,7 @@ __all__ = [
     "join_results",
     "requests_in_parts",
     "results_in_parts",
+    "results_with_tail",
 ]
 
 _REQUESTS_TAG = bytes([(2 << 3) | 2])  # ClientFrame.requests
@@ -56,6 +60,11 @@ class EncodedItem:
     size: int
     #: True for Done and Failed: the request is finished.
     final: bool = False
+    #: The request frame (as received) whose end is this item's last blob, which then
+    #: travels as the tail of the result frame instead of being copied into it.
+    tail: bytes | None = None
+    #: Bytes of ``tail`` before that blob's field: the receiver skips them.
+    tail_skip: int = 0
 
 
 def _item(seq: int, head: Any, encoder: WireEncoder | None) -> EncodedItem:
@@ -119,31 +128,138 @@ def _join(items: list[EncodedItem], outer_tag: bytes, base_tag: bytes) -> bytes:
     return b"".join(_pieces(items, outer_tag, base_tag)[0])
 
 
-def _pieces(items: list[EncodedItem], outer_tag: bytes, base_tag: bytes) -> tuple[list[Any], int]:
-    """The buffers whose concatenation is the frame carrying ``items``, and its size."""
+def _pieces(
+    items: list[EncodedItem],
+    outer_tag: bytes,
+    base_tag: bytes,
+    tailed: EncodedItem | None = None,
+) -> tuple[list[Any], int]:
+    """The buffers whose concatenation is the frame carrying ``items``, and its size.
+
+    With ``tailed`` (one of ``items``), that item's last blob is left out: it travels
+    in the frame's tail, whose blobs are numbered after the frame's own, so the
+    item's other blobs come last here and its ``blob_base`` is set to match.
+    """
     parts: list[Any] = []
     blob_parts: list[Any] = []
+    last: list[Any] = []  # the tailed item's blobs but the last one
     base = 0
+    tail_base = sum(len(i.blobs) for i in items if i is not tailed) if tailed else 0
     inner_size = blob_size = 0
     for item in items:
         head = item.head
         if item.blobs:
-            if base:
-                head = head + base_tag + _varint(base)
-            for buffer in item.blobs:
+            blobs = item.blobs
+            into = blob_parts
+            item_base = base
+            if item is tailed:
+                blobs = blobs[:-1]
+                into = last
+                item_base = tail_base
+            else:
+                base += len(blobs)
+            if item_base:
+                head = head + base_tag + _varint(item_base)
+            for buffer in blobs:
                 n = memoryview(buffer).nbytes
                 length = _varint(n)
-                blob_parts.append(_BLOB_TAG)
-                blob_parts.append(length)
-                blob_parts.append(buffer)
+                into.append(_BLOB_TAG)
+                into.append(length)
+                into.append(buffer)
                 blob_size += len(_BLOB_TAG) + len(length) + n
-            base += len(item.blobs)
         prefix = _ITEM_TAG + _varint(len(head))
         parts.append(prefix)
         parts.append(head)
         inner_size += len(prefix) + len(head)
     outer = outer_tag + _varint(inner_size)
-    return [outer, *parts, *blob_parts], len(outer) + inner_size + blob_size
+    return [outer, *parts, *blob_parts, *last], len(outer) + inner_size + blob_size
+
+
+#: A large output whose last array is the end of the request frame it came in (an
+#: array a node passed on unchanged, or a view of its end) is sent back in a frame
+#: whose tail is that request frame, as it was received: the server copies nothing,
+#: where joining the array into a frame would copy all of it (decision 0015).  Only
+#: for arrays of at least this size: below it the copy costs less than the second
+#: gRPC message.
+TAIL_MIN_BYTES = 512 * 1024
+#: Most bytes of a request frame sent again in front of the array it ends with (the
+#: other requests and arrays of a coalesced frame): a larger skip costs the network
+#: more than the copy it saves.  An eighth of the array is allowed as well.
+TAIL_MAX_SKIP = 64 * 1024
+_TAIL_SKIP_TAG = bytes([12 << 3])  # ServerFrame.tail_skip (varint)
+
+
+def _address(buffer: Any) -> int:
+    address: int = np.frombuffer(buffer, np.uint8).__array_interface__["data"][0]
+    return address
+
+
+def attach_tail(item: EncodedItem) -> bool:
+    """Send ``item``'s last blob as the tail of its frame when it ends a received frame.
+
+    The blob must be the very memory at the end of a request frame (``bytes``, as
+    gRPC handed it over) and preceded there by its blob field's tag and length: then
+    the frame from that tag on is a ``blobs`` field holding exactly the blob.  An
+    array a node made, a copy, a compressed array or a frame assembled from parts
+    never qualifies.  True when the item got its tail.
+    """
+    if not item.blobs:
+        return False
+    buffer = item.blobs[-1]
+    frame = buffer
+    while type(frame) is np.ndarray:
+        frame = frame.base
+    if type(frame) is memoryview:
+        frame = frame.obj
+    if type(frame) is not bytes:
+        return False
+    n = memoryview(buffer).nbytes
+    if n < TAIL_MIN_BYTES:
+        return False
+    start = _address(buffer) - _address(frame)
+    if start + n != len(frame):
+        return False
+    prefix = _BLOB_TAG + _varint(n)
+    skip = start - len(prefix)
+    if skip <= 0 or skip > max(TAIL_MAX_SKIP, n // 8) or frame[skip:start] != prefix:
+        return False
+    item.tail = frame
+    item.tail_skip = skip
+    return True
+
+
+def results_with_tail(items: list[EncodedItem], tailed: EncodedItem) -> tuple[bytes, bytes]:
+    """The ``ServerFrame`` carrying ``items``: a message and its tail, ``tailed``'s request frame.
+
+    The message holds ``tail_skip`` between the results and the blobs (its head stays
+    one range for the receiver's blob split).
+    """
+    pieces, _ = _pieces(items, _RESULTS_TAG, _RESULT_BASE_TAG, tailed)
+    skip = _TAIL_SKIP_TAG + _varint(tailed.tail_skip)
+    heads = 1 + 2 * len(items)  # the outer tag and length, then each item's prefix and head
+    pieces.insert(heads, skip)
+    return b"".join(pieces), cast(bytes, tailed.tail)
+
+
+def add_tail(decoder: WireDecoder, tail: bytes, skip: int) -> WireDecoder:
+    """``decoder`` of a frame with ``tail_skip`` = ``skip``, given the tail that followed it."""
+    if skip > len(tail):
+        raise WireError(f"tail_skip {skip} is beyond the {len(tail)} bytes of the frame's tail")
+    try:
+        head, blobs = split_blobs(memoryview(tail)[skip:], decoder.limits)
+    except WireError as exc:
+        raise WireError(f"the tail of a frame, after its tail_skip of {skip}: {exc}") from None
+    if len(head):
+        raise WireError(
+            f"a frame's tail holds {len(head)} bytes of fields other than blobs after its "
+            f"tail_skip of {skip}"
+        )
+    if not blobs:
+        raise WireError("a frame's tail holds no blob")
+    total = len(decoder.blobs) + len(blobs)
+    if total > decoder.limits.max_blobs:
+        raise WireError(f"too many blobs: {total} in one frame and its tail, over the limit")
+    return WireDecoder(decoder.blobs + blobs, decoder.limits)
 
 
 #: A frame at least this large travels in parts of this size (the last one smaller)

@@ -22,6 +22,7 @@ from ._fifo import LoopFifo
 from ._frames import (
     EncodedItem,
     PartAssembler,
+    add_tail,
     decode_frame,
     item_decoder,
     join_requests,
@@ -29,6 +30,7 @@ from ._frames import (
 )
 from ._limits import WireLimits
 from ._wire.v1 import session_pb2 as spb
+from .codec import WireDecoder
 
 __all__ = ["RemoteStream", "ResultSink"]
 
@@ -103,6 +105,8 @@ class RemoteStream:
         # Failed): parts pay off only for a frame sent alone (see _send_loop).
         self._unanswered = 0
         self._parts_in = PartAssembler(MAX_MESSAGE_BYTES)
+        #: Result frames received with a tail (ServerFrame.tail_skip).
+        self.tails_in = 0
 
     async def open(self, open_frame: bytes, timeout: float, *, wait_for_ready: bool = True) -> Any:
         """Send Open and wait for Opened; raises the mapped RemoteError on refusal.
@@ -264,6 +268,8 @@ class RemoteStream:
     async def _recv_loop(self) -> None:
         sink = self.sink
         error: RemoteError | None = None
+        # A frame whose tail is the next message (ServerFrame.tail_skip), and its decoder.
+        tailed: tuple[Any, WireDecoder] | None = None
         try:
             while True:
                 data = await self.call.read()
@@ -275,14 +281,28 @@ class RemoteStream:
                         error = RemoteError(
                             f"{self.where}: the server ended the stream with {missing}"
                         )
+                    elif tailed is not None:
+                        error = RemoteError(
+                            f"{self.where}: the server ended the stream before the tail "
+                            "of its last frame"
+                        )
                     break
                 self.bytes_in += len(data)
                 self.last_heard = time.monotonic()  # any frame, heartbeats included
-                data = self._parts_in.add(data)
-                if data is None:
-                    continue  # a part of a large frame: the rest follows
-                frame = spb.ServerFrame()
-                decoder = decode_frame(data, frame, self.limits)
+                if tailed is not None:  # the tail of the frame before
+                    frame, decoder = tailed
+                    tailed = None
+                    decoder = add_tail(decoder, data, frame.tail_skip)
+                    self.tails_in += 1
+                else:
+                    data = self._parts_in.add(data)
+                    if data is None:
+                        continue  # a part of a large frame: the rest follows
+                    frame = spb.ServerFrame()
+                    decoder = decode_frame(data, frame, self.limits)
+                    if frame.tail_skip:
+                        tailed = (frame, decoder)  # its tail is the next message
+                        continue
                 kind = frame.WhichOneof("kind")
                 if kind == "results":
                     for r in frame.results.items:

@@ -187,6 +187,7 @@ def server_stats(
             "p99_ms": n.p99_ms,
             "bytes_in": n.bytes_in,
             "bytes_out": n.bytes_out,
+            "tails": n.tails,
             "in_flight": n.queue_depth,
             "active": n.active,
         }

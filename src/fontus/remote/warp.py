@@ -281,6 +281,7 @@ class Warp(Node):
         op.compression = self.compression.algorithm
         op.value_formats.extend(self.tree_formats)
         op.frame_parts = True
+        op.frame_tails = True
         op.heartbeat_ms = int(self.keepalive * 1000 / 4)
         return encoder.finish(frame)
 

@@ -290,6 +290,7 @@ class RemoteServer:
             inline=self.config.inline_light and self.config.sessions == "isolated" and worker.light,
             pack_trees="msgpack" in self.tree_formats and "msgpack" in op.value_formats,
             parts_out=op.frame_parts,
+            tails_out=op.frame_tails,
             max_frame_bytes=self.config.max_message_bytes,
         )
         session.plan = plan
@@ -403,6 +404,7 @@ class RemoteServer:
                     p99_ms=p99 * 1000,
                     bytes_in=st.bytes_in,
                     bytes_out=st.bytes_out,
+                    tails=st.tails,
                     queue_depth=session.in_flight if session.id in active else 0,
                     client=session.client,
                     active=session.id in active,

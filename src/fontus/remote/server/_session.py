@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,9 +23,11 @@ from ...core.payloads import ConfigPayload
 from .._arrays import CompressionConfig
 from .._fifo import LoopFifo
 from .._frames import (
+    TAIL_MIN_BYTES,
     EncodedItem,
     PartAssembler,
     PartsTooLarge,
+    attach_tail,
     decode_frame,
     encode_done,
     encode_failed,
@@ -33,6 +35,7 @@ from .._frames import (
     item_decoder,
     join_results,
     results_in_parts,
+    results_with_tail,
 )
 from .._limits import WireLimits
 from .._wire.v1 import session_pb2 as spb
@@ -110,6 +113,7 @@ class ServerSession:
         inline: bool = False,
         pack_trees: bool = False,
         parts_out: bool = False,
+        tails_out: bool = False,
         max_frame_bytes: int = 100 * 1024 * 1024,
     ) -> None:
         self.id = f"s{next(_ids)}-{int(time.time()) % 100000}"
@@ -123,6 +127,9 @@ class ServerSession:
         self.pack_trees = pack_trees
         #: Send large result frames in parts (the client reads them: Open.frame_parts).
         self.parts_out = parts_out
+        #: Send an array received and passed on as the tail of its result frame, its
+        #: request frame as it arrived (the client reads them: Open.frame_tails).
+        self.tails_out = tails_out
         self._parts_in = PartAssembler(max_frame_bytes)
         self.loop = loop
         self.results: LoopFifo[EncodedItem | StreamEnd | bytes] = LoopFifo()
@@ -159,6 +166,8 @@ class ServerSession:
     # -- called from the worker thread -----------------------------------------
     def output(self, seq: int, exit_name: str, message: Any) -> None:
         item = encode_output(seq, message, exit_name, self.compression, self.pack_trees)
+        if self.tails_out and item.size >= TAIL_MIN_BYTES and attach_tail(item):
+            self.stats.tails += 1
         if seq == 0:
             # Outside update (flush, a node's own thread): nothing to wait for.
             self.push(item)
@@ -432,6 +441,8 @@ class ServerSession:
                     continue
                 batch = [item]
                 size = item.size
+                # The item whose last blob is sent as the frame's tail (one per frame).
+                tailed = item if item.tail is not None else None
                 # Requests this frame finishes (Done or Failed), and the last of them.
                 finals, last_final = (1, item.seq) if item.final else (0, 0)
                 if self._outbox:
@@ -450,6 +461,11 @@ class ServerSession:
                     ):
                         pending = nxt
                         break
+                    if nxt.tail is not None:
+                        if tailed is not None:
+                            pending = nxt
+                            break
+                        tailed = nxt
                     batch.append(nxt)
                     size += nxt.size
                     if nxt.final:
@@ -462,9 +478,13 @@ class ServerSession:
                 # follow in the next frame; at window 1, every frame): see the client's
                 # _send_loop.
                 alone = self.in_flight <= 1
-                parts = (
-                    results_in_parts(batch) if self.parts_out and alone else (join_results(batch),)
-                )
+                parts: Iterable[bytes]
+                if tailed is not None:
+                    parts = results_with_tail(batch, tailed)
+                elif self.parts_out and alone:
+                    parts = results_in_parts(batch)
+                else:
+                    parts = (join_results(batch),)
                 for data in parts:
                     self.stats.bytes_out += len(data)
                     yield data

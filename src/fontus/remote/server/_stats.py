@@ -17,6 +17,8 @@ class SessionStats:
     deadline_missed: int = 0
     bytes_in: int = 0
     bytes_out: int = 0
+    #: Outputs sent back as the tail of their result frame (the request frame they came in).
+    tails: int = 0
     latency: LatencyWindow = field(default_factory=LatencyWindow)
 
     def record(self, compute_s: float, failed: bool, outputs: int = 0) -> None:

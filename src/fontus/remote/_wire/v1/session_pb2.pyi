@@ -71,7 +71,7 @@ class GraphSpec(_message.Message):
     def __init__(self, nodes: _Optional[_Iterable[_Union[NodeSpec, _Mapping]]] = ..., links: _Optional[_Iterable[_Union[Link, _Mapping]]] = ..., entries: _Optional[_Iterable[str]] = ..., exits: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Open(_message.Message):
-    __slots__ = ("node", "graph", "client", "window", "encodings", "resume", "protocol_version", "compression", "heartbeat_ms", "value_formats", "frame_parts")
+    __slots__ = ("node", "graph", "client", "window", "encodings", "resume", "protocol_version", "compression", "heartbeat_ms", "value_formats", "frame_parts", "frame_tails")
     NODE_FIELD_NUMBER: _ClassVar[int]
     GRAPH_FIELD_NUMBER: _ClassVar[int]
     CLIENT_FIELD_NUMBER: _ClassVar[int]
@@ -83,6 +83,7 @@ class Open(_message.Message):
     HEARTBEAT_MS_FIELD_NUMBER: _ClassVar[int]
     VALUE_FORMATS_FIELD_NUMBER: _ClassVar[int]
     FRAME_PARTS_FIELD_NUMBER: _ClassVar[int]
+    FRAME_TAILS_FIELD_NUMBER: _ClassVar[int]
     node: NodeSpec
     graph: GraphSpec
     client: str
@@ -94,7 +95,8 @@ class Open(_message.Message):
     heartbeat_ms: int
     value_formats: _containers.RepeatedScalarFieldContainer[str]
     frame_parts: bool
-    def __init__(self, node: _Optional[_Union[NodeSpec, _Mapping]] = ..., graph: _Optional[_Union[GraphSpec, _Mapping]] = ..., client: _Optional[str] = ..., window: _Optional[int] = ..., encodings: _Optional[_Iterable[str]] = ..., resume: _Optional[str] = ..., protocol_version: _Optional[int] = ..., compression: _Optional[str] = ..., heartbeat_ms: _Optional[int] = ..., value_formats: _Optional[_Iterable[str]] = ..., frame_parts: bool = ...) -> None: ...
+    frame_tails: bool
+    def __init__(self, node: _Optional[_Union[NodeSpec, _Mapping]] = ..., graph: _Optional[_Union[GraphSpec, _Mapping]] = ..., client: _Optional[str] = ..., window: _Optional[int] = ..., encodings: _Optional[_Iterable[str]] = ..., resume: _Optional[str] = ..., protocol_version: _Optional[int] = ..., compression: _Optional[str] = ..., heartbeat_ms: _Optional[int] = ..., value_formats: _Optional[_Iterable[str]] = ..., frame_parts: bool = ..., frame_tails: bool = ...) -> None: ...
 
 class Request(_message.Message):
     __slots__ = ("seq", "message", "timeout_ms", "target", "origin", "blob_base")
@@ -133,7 +135,7 @@ class Close(_message.Message):
     def __init__(self) -> None: ...
 
 class ServerFrame(_message.Message):
-    __slots__ = ("opened", "results", "draining", "heartbeat", "blobs", "part_more", "part")
+    __slots__ = ("opened", "results", "draining", "heartbeat", "blobs", "part_more", "part", "tail_skip")
     OPENED_FIELD_NUMBER: _ClassVar[int]
     RESULTS_FIELD_NUMBER: _ClassVar[int]
     DRAINING_FIELD_NUMBER: _ClassVar[int]
@@ -141,6 +143,7 @@ class ServerFrame(_message.Message):
     BLOBS_FIELD_NUMBER: _ClassVar[int]
     PART_MORE_FIELD_NUMBER: _ClassVar[int]
     PART_FIELD_NUMBER: _ClassVar[int]
+    TAIL_SKIP_FIELD_NUMBER: _ClassVar[int]
     opened: Opened
     results: Results
     draining: Draining
@@ -148,7 +151,8 @@ class ServerFrame(_message.Message):
     blobs: _containers.RepeatedScalarFieldContainer[bytes]
     part_more: bool
     part: bytes
-    def __init__(self, opened: _Optional[_Union[Opened, _Mapping]] = ..., results: _Optional[_Union[Results, _Mapping]] = ..., draining: _Optional[_Union[Draining, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., blobs: _Optional[_Iterable[bytes]] = ..., part_more: bool = ..., part: _Optional[bytes] = ...) -> None: ...
+    tail_skip: int
+    def __init__(self, opened: _Optional[_Union[Opened, _Mapping]] = ..., results: _Optional[_Union[Results, _Mapping]] = ..., draining: _Optional[_Union[Draining, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., blobs: _Optional[_Iterable[bytes]] = ..., part_more: bool = ..., part: _Optional[bytes] = ..., tail_skip: _Optional[int] = ...) -> None: ...
 
 class Heartbeat(_message.Message):
     __slots__ = ("server_time",)
@@ -291,7 +295,7 @@ class StatsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class NodeStats(_message.Message):
-    __slots__ = ("session_id", "node", "mark", "requests", "outputs", "failures", "p50_ms", "p99_ms", "bytes_in", "bytes_out", "queue_depth", "client", "active")
+    __slots__ = ("session_id", "node", "mark", "requests", "outputs", "failures", "p50_ms", "p99_ms", "bytes_in", "bytes_out", "queue_depth", "client", "active", "tails")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     NODE_FIELD_NUMBER: _ClassVar[int]
     MARK_FIELD_NUMBER: _ClassVar[int]
@@ -305,6 +309,7 @@ class NodeStats(_message.Message):
     QUEUE_DEPTH_FIELD_NUMBER: _ClassVar[int]
     CLIENT_FIELD_NUMBER: _ClassVar[int]
     ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    TAILS_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     node: str
     mark: str
@@ -318,7 +323,8 @@ class NodeStats(_message.Message):
     queue_depth: int
     client: str
     active: bool
-    def __init__(self, session_id: _Optional[str] = ..., node: _Optional[str] = ..., mark: _Optional[str] = ..., requests: _Optional[int] = ..., outputs: _Optional[int] = ..., failures: _Optional[int] = ..., p50_ms: _Optional[float] = ..., p99_ms: _Optional[float] = ..., bytes_in: _Optional[int] = ..., bytes_out: _Optional[int] = ..., queue_depth: _Optional[int] = ..., client: _Optional[str] = ..., active: bool = ...) -> None: ...
+    tails: int
+    def __init__(self, session_id: _Optional[str] = ..., node: _Optional[str] = ..., mark: _Optional[str] = ..., requests: _Optional[int] = ..., outputs: _Optional[int] = ..., failures: _Optional[int] = ..., p50_ms: _Optional[float] = ..., p99_ms: _Optional[float] = ..., bytes_in: _Optional[int] = ..., bytes_out: _Optional[int] = ..., queue_depth: _Optional[int] = ..., client: _Optional[str] = ..., active: bool = ..., tails: _Optional[int] = ...) -> None: ...
 
 class StatsReply(_message.Message):
     __slots__ = ("uptime_s", "active_sessions", "sessions_total", "nodes", "requests_total", "failures_total")
