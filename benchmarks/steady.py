@@ -19,6 +19,7 @@ import time
 
 import remote as bench
 from _bench import Case, bench_registry, image
+from fontus.remote import admin
 from fontus.testing import LoopbackServer
 
 WARMUP_FRAMES = 40
@@ -77,6 +78,14 @@ def main() -> int:
                 f"CPU/frame client {cpu_client:.2f} ms, server {cpu_server:.2f} ms  "
                 f"faults/frame client {faults_client:.0f}, server {faults_server:.0f}  "
                 f"({wall:.1f} s)",
+                flush=True,
+            )
+        if args.mode == "fontus":
+            rows = admin.server_stats(server.target).nodes
+            outputs = sum(n["outputs"] for n in rows)
+            tails = sum(n["tails"] for n in rows)
+            print(
+                f"outputs sent as their request frame's tail: {tails} of {outputs} (warm-up too)",
                 flush=True,
             )
     finally:

@@ -22,7 +22,7 @@ import pytest
 
 from fontus.core import AudioPayload, Message
 from fontus.remote._channel import make_channel
-from fontus.remote._frames import encode_request
+from fontus.remote._frames import TAIL_MIN_BYTES, encode_request
 from fontus.remote._limits import DEFAULT_LIMITS
 from fontus.remote._loop import client_loop
 from fontus.remote._stream import RemoteStream
@@ -179,8 +179,13 @@ def test_with_nothing_queued_the_lock_is_released_at_once(
     assert seen["bytes_at_release"] == 0 and seen["writes_done_at_release"] == 0
 
 
-async def frames_of_queued(target: str, window: int, open_frame: Callable[..., bytes]) -> list[int]:
-    """Queue ``window`` requests at once; the number of requests in each frame written."""
+async def frames_of_queued(
+    target: str,
+    window: int,
+    open_frame: Callable[..., bytes],
+    messages: list[Message[Any]] | None = None,
+) -> list[int]:
+    """Queue ``window`` requests (of ``messages``) at once; the number of requests in each frame written."""
     sizes: list[int] = []
     async with open_stream(target, open_frame, window) as (stream, results):
         write = stream.call.write
@@ -192,7 +197,7 @@ async def frames_of_queued(target: str, window: int, open_frame: Callable[..., b
         stream.call.write = counting_write  # the real write, counted
         message = Message(AudioPayload(np.zeros(320, dtype=np.float32), 16000)).freeze()
         for seq in range(1, window + 1):
-            stream.send(encode_request(seq, message))
+            stream.send(encode_request(seq, messages[seq - 1] if messages else message))
         deadline = asyncio.get_running_loop().time() + WAIT_S
         while len(results.done) < window and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.001)
@@ -214,6 +219,19 @@ def test_a_small_window_still_coalesces_up_to_eight(
 ) -> None:
     frames = frames_of_queued(catalogue_server.target, 4, open_frame)
     assert client_loop().submit(frames).result(30) == [4]
+
+
+def test_a_large_request_ends_its_frame(
+    catalogue_server: LoopbackServer, open_frame: Callable[..., bytes]
+) -> None:
+    # A request of TAIL_MIN_BYTES or more is the last of its frame, so that the server
+    # can send its array back as the frame's tail (decision 0015); small ones before it
+    # still ride along.
+    small = Message(AudioPayload(np.zeros(320, dtype=np.float32), 16000)).freeze()
+    large = Message(AudioPayload(np.zeros(TAIL_MIN_BYTES // 4, dtype=np.float32), 16000)).freeze()
+    queued = [small, small, large, small, large, large]
+    frames = frames_of_queued(catalogue_server.target, 6, open_frame, queued)
+    assert client_loop().submit(frames).result(30) == [3, 2, 1]
 
 
 #: A ServerFrame with results and tail_skip 5: its tail is the next message.

@@ -20,6 +20,7 @@ from ._channel import MAX_MESSAGE_BYTES
 from ._errors import from_status
 from ._fifo import LoopFifo
 from ._frames import (
+    TAIL_MIN_BYTES,
     EncodedItem,
     PartAssembler,
     add_tail,
@@ -222,7 +223,14 @@ class RemoteStream:
                 size = item.size
                 end = False
                 control: bytes | None = None
-                while queue and len(batch) < limit and size < MAX_COALESCE_BYTES:
+                # A request of TAIL_MIN_BYTES or more ends its frame: the server can then
+                # send its array back as the frame's tail, uncopied (decision 0015).
+                while (
+                    queue
+                    and len(batch) < limit
+                    and size < MAX_COALESCE_BYTES
+                    and batch[-1].size < TAIL_MIN_BYTES
+                ):
                     nxt = queue.popleft()
                     if nxt is None:
                         end = True
