@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
 import yaml
 
@@ -248,6 +249,28 @@ def build_pipeline() -> Callable[..., Pipeline]:
 @pytest.fixture(scope="session")
 def open_frame() -> Callable[..., bytes]:
     return _open_frame
+
+
+#: Bound of one raw session (a few frames of some MB on loopback take milliseconds).
+RAW_SESSION_TIMEOUT_S = 20.0
+
+
+def _raw_session(target: str, frames: list[bytes]) -> list[bytes]:
+    """Send ``frames`` on a raw Session stream (then half-close); every message the
+    server sent, as received; the stream must end with OK."""
+    options = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
+    with grpc.insecure_channel(target, options=options) as channel:
+        call = channel.stream_stream("/fontus.v1.Remote/Session")(
+            iter(frames), timeout=RAW_SESSION_TIMEOUT_S
+        )
+        received = list(call)
+        assert call.code() == grpc.StatusCode.OK, call.details()
+    return received
+
+
+@pytest.fixture(scope="session")
+def raw_session() -> Callable[[str, list[bytes]], list[bytes]]:
+    return _raw_session
 
 
 @pytest.fixture

@@ -30,6 +30,8 @@ from fontus.testing import LoopbackServer, compare_node
 pytestmark = pytest.mark.timeout(60)
 
 SESSION = "/fontus.v1.Remote/Session"
+#: The ``raw_session`` fixture: a raw Session stream's messages as received.
+RawSession = Callable[[str, list[bytes]], list[bytes]]
 #: Bound of one raw session here (a few 5 MB frames on loopback take milliseconds).
 SESSION_TIMEOUT_S = 20.0
 #: A frame of about 2.5 parts.
@@ -45,16 +47,6 @@ def server() -> Iterator[LoopbackServer]:
 def frame_image(seed: int) -> ImagePayload:
     rng = np.random.default_rng(seed)
     return ImagePayload.from_array(rng.integers(0, 256, (1, FRAME_PIXELS, 3), dtype=np.uint8))
-
-
-def raw_session(target: str, frames: list[bytes]) -> list[bytes]:
-    """Send ``frames`` (then half-close); every message the server sent, as received."""
-    options = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
-    with grpc.insecure_channel(target, options=options) as channel:
-        call = channel.stream_stream(SESSION)(iter(frames), timeout=SESSION_TIMEOUT_S)
-        received = list(call)
-        assert call.code() == grpc.StatusCode.OK, call.details()
-    return received
 
 
 def result_frames(messages: list[bytes]) -> Iterator[tuple[Any, Any]]:
@@ -82,7 +74,10 @@ def outputs(messages: list[bytes]) -> list[Message[Any]]:
 
 @pytest.mark.parametrize("frame_parts", [True, False], ids=["client reads parts", "whole frames"])
 def test_a_request_in_parts_comes_back_in_the_form_the_client_asked_for(
-    server: LoopbackServer, frame_parts: bool, open_frame: Callable[..., bytes]
+    server: LoopbackServer,
+    frame_parts: bool,
+    open_frame: Callable[..., bytes],
+    raw_session: RawSession,
 ) -> None:
     images = [frame_image(1), frame_image(2)]
     requests = [
@@ -145,7 +140,10 @@ def test_a_warp_sends_and_receives_parts(
 
 @pytest.mark.parametrize("frame_parts", [True, False], ids=["in parts", "whole"])
 def test_the_done_of_a_large_output_comes_in_the_outputs_frame(
-    server: LoopbackServer, frame_parts: bool, open_frame: Callable[..., bytes]
+    server: LoopbackServer,
+    frame_parts: bool,
+    open_frame: Callable[..., bytes],
+    raw_session: RawSession,
 ) -> None:
     # A large output leaves the worker ahead of its Done (HOLD_OUTPUT_BYTES) and fills a
     # frame past MAX_COALESCE_BYTES; its Done still rides in that frame, so the Warp can
@@ -169,7 +167,9 @@ def test_the_done_of_a_large_output_comes_in_the_outputs_frame(
 
 
 def test_a_half_close_in_the_middle_of_a_frame_in_parts_ends_that_session_only(
-    server: LoopbackServer, open_frame: Callable[..., bytes]
+    server: LoopbackServer,
+    open_frame: Callable[..., bytes],
+    raw_session: RawSession,
 ) -> None:
     # Two of a frame's three parts, then the client's half-close: the frame cannot be
     # run, and dropping it silently would lose a request without a word.

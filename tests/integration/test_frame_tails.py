@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import grpc
 import numpy as np
 import pytest
 
@@ -20,6 +19,7 @@ from fontus.core import ImagePayload, Message, Pipeline
 from fontus.remote import admin
 from fontus.remote._frames import (
     TAIL_MIN_BYTES,
+    EncodedItem,
     add_tail,
     decode_frame,
     encode_request,
@@ -27,13 +27,32 @@ from fontus.remote._frames import (
     join_requests,
 )
 from fontus.remote._wire.v1 import session_pb2 as spb
+from fontus.remote.codec import WireEncoder
 from fontus.testing import LoopbackServer, compare_node
 
 pytestmark = pytest.mark.timeout(60)
 
-SESSION = "/fontus.v1.Remote/Session"
-#: Bound of one raw session here (a few 1 MB frames on loopback take milliseconds).
+#: The ``raw_session`` fixture: a raw Session stream's messages as received.
+RawSession = Callable[[str, list[bytes]], list[bytes]]
+#: Bound of a pipeline's run here (a dozen 1080p frames on loopback take well under 1 s).
 SESSION_TIMEOUT_S = 20.0
+#: A node that emits, for each input, the image it was given before (by any session:
+#: run with --sessions shared, one instance serves every session).
+LATEST = """
+from fontus.core import ImagePayload, Node
+
+
+class Latest(Node):
+    mark = "latest"
+
+    def __init__(self) -> None:
+        self.held = None
+
+    def update(self, message) -> None:
+        if self.held is not None:
+            self.transmit(ImagePayload.from_array(self.held))
+        self.held = message.payload.image
+"""
 
 
 @pytest.fixture(scope="module")
@@ -45,16 +64,6 @@ def server() -> Iterator[LoopbackServer]:
 def frame_image(seed: int, pixels: int = TAIL_MIN_BYTES // 3 + 1000) -> ImagePayload:
     rng = np.random.default_rng(seed)
     return ImagePayload.from_array(rng.integers(0, 256, (1, pixels, 3), dtype=np.uint8))
-
-
-def raw_session(target: str, frames: list[bytes]) -> list[bytes]:
-    """Send ``frames`` (then half-close); every message the server sent, as received."""
-    options = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
-    with grpc.insecure_channel(target, options=options) as channel:
-        call = channel.stream_stream(SESSION)(iter(frames), timeout=SESSION_TIMEOUT_S)
-        received = list(call)
-        assert call.code() == grpc.StatusCode.OK, call.details()
-    return received
 
 
 def results(messages: list[bytes]) -> Iterator[tuple[Any, Any, bytes | None]]:
@@ -86,7 +95,10 @@ def outputs(messages: list[bytes]) -> list[Message[Any]]:
 
 @pytest.mark.parametrize("frame_tails", [True, False], ids=["client reads tails", "whole frames"])
 def test_an_image_passed_on_comes_back_as_its_own_request_frame(
-    server: LoopbackServer, frame_tails: bool, open_frame: Callable[..., bytes]
+    server: LoopbackServer,
+    frame_tails: bool,
+    open_frame: Callable[..., bytes],
+    raw_session: RawSession,
 ) -> None:
     images = [frame_image(seed) for seed in range(4)]
     requests = [
@@ -118,7 +130,9 @@ def test_an_image_passed_on_comes_back_as_its_own_request_frame(
 
 
 def test_an_image_the_node_made_and_a_small_one_come_back_whole(
-    server: LoopbackServer, open_frame: Callable[..., bytes]
+    server: LoopbackServer,
+    open_frame: Callable[..., bytes],
+    raw_session: RawSession,
 ) -> None:
     color = frame_image(9)
     small = frame_image(10, pixels=1000)
@@ -176,3 +190,46 @@ def test_a_warp_receives_tails_and_emits_what_the_node_emits_locally(
     stats = admin.server_stats(server.target)
     rows = [n for n in stats.nodes if n["client"].startswith("node@")]
     assert sum(n["tails"] for n in rows) >= stream.tails_in
+
+
+@pytest.fixture(scope="module")
+def shared_latest(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoopbackServer]:
+    plugins = tmp_path_factory.mktemp("tail-plugins")
+    (plugins / "latest.py").write_text(LATEST, encoding="utf-8")
+    with LoopbackServer(
+        ["--plugins", str(plugins), "--allow", "latest", "--sessions", "shared"]
+    ) as s:
+        yield s
+
+
+def test_an_image_of_another_session_never_goes_back_as_a_tail(
+    shared_latest: LoopbackServer, open_frame: Callable[..., bytes], raw_session: RawSession
+) -> None:
+    # One shared instance: session A's image comes out in session B's answer.  A's
+    # request frame holds A's own head (here its origin field), so it must not travel
+    # to B as B's tail: B gets the image in a whole frame, and none of A's bytes.
+    image = frame_image(21)
+    request = spb.Request(seq=1, origin="session-A-private-origin")
+    WireEncoder().message(Message(image), request.message)
+    a_frame = join_requests([EncodedItem(1, request.SerializeToString(), [image.image], 0)])
+    assert b"session-A-private-origin" in a_frame
+    first = raw_session(
+        shared_latest.target,
+        [open_frame("a", name="latest", mark="latest", frame_tails=True), a_frame],
+    )
+    assert outputs(first[1:]) == []  # nothing held before it
+    b_frame = join_requests([encode_request(1, Message(frame_image(22)))])
+    second = raw_session(
+        shared_latest.target,
+        [open_frame("b", name="latest", mark="latest", frame_tails=True), b_frame],
+    )
+    (got,) = outputs(second[1:])
+    assert np.array_equal(got.payload.image, image.image)
+    assert [tail for _, _, tail in results(second[1:])] == [None]
+    assert not any(b"session-A-private-origin" in m for m in second)
+    # B's image comes out in session C's answer: C sent equal bytes, but not that frame.
+    third = raw_session(
+        shared_latest.target,
+        [open_frame("c", name="latest", mark="latest", frame_tails=True), b_frame],
+    )
+    assert [tail for _, _, tail in results(third[1:])] == [None]

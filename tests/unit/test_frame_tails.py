@@ -51,6 +51,11 @@ def received(items: list[EncodedItem]) -> tuple[bytes, list[Message[Any]]]:
     ]
 
 
+def own(*frames: bytes) -> dict[int, bytes]:
+    """The session's request frames, as the server keeps them for attach_tail."""
+    return {id(f): f for f in frames}
+
+
 def decode_results(message: bytes, tail: bytes | None) -> list[tuple[int, str, Any]]:
     """(seq, kind, decoded output or None) of each result of a frame and its tail."""
     frame = spb.ServerFrame()
@@ -76,7 +81,11 @@ def test_an_array_passed_on_goes_back_as_the_tail_of_its_request_frame() -> None
     image = pixels(TAIL_MIN_BYTES + 17)
     data, (message,) = received([encode_request(1, Message(ImagePayload.from_array(image)))])
     item = encode_output(1, message)
-    assert attach_tail(item)
+    # Only a frame the session received (the server keeps its own, by id).
+    assert not attach_tail(item, own())
+    assert not attach_tail(item, own(join_requests([encode_request(1, message)])))
+    assert item.tail is None
+    assert attach_tail(item, own(data))
     assert item.tail is data  # the very bytes received: nothing copied
     # Everything before the blob field is skipped; what is left is that field alone.
     tag = _BLOB_TAG + _varint(image.nbytes)
@@ -99,13 +108,13 @@ def test_blob_numbers_hold_with_other_arrays_before_and_after_the_tail() -> None
     video = VideoPayload(
         (ImagePayload.from_array(first), ImagePayload.from_array(last)), frames_per_second=25.0
     )
-    _, (message,) = received([encode_request(2, Message(video))])
+    data, (message,) = received([encode_request(2, Message(video))])
     items = [
         encode_output(1, Message(ImagePayload.from_array(small))),
         encode_output(2, message),
         encode_output(3, Message(ImagePayload.from_array(pixels(500, 4)))),
     ]
-    assert attach_tail(items[1])
+    assert attach_tail(items[1], own(data))
     message_bytes, tail = results_with_tail(items, items[1])
     got = decode_results(message_bytes, tail)
     assert [g[:2] for g in got] == [(1, "output"), (2, "output"), (3, "output")]
@@ -118,26 +127,29 @@ def test_blob_numbers_hold_with_other_arrays_before_and_after_the_tail() -> None
 
 def test_arrays_that_are_not_the_end_of_a_received_frame_get_no_tail() -> None:
     image = pixels(TAIL_MIN_BYTES * 2)
-    _, (message,) = received([encode_request(1, Message(ImagePayload.from_array(image)))])
+    data, (message,) = received([encode_request(1, Message(ImagePayload.from_array(image)))])
     received_image = message.payload.image
+    small_data, (small,) = received(
+        [encode_request(1, Message(ImagePayload.from_array(pixels(1000))))]
+    )
+    frames = own(data, small_data)
     cases = {
         "an array the node made": Message(ImagePayload.from_array(image.copy())),
         "a copy of the received one": Message(ImagePayload.from_array(received_image.copy())),
         "the start of the received one": Message(
             ImagePayload.from_array(received_image[:, : TAIL_MIN_BYTES + 1])
         ),
-        "a small array at the end of its frame": received(
-            [encode_request(1, Message(ImagePayload.from_array(pixels(1000))))]
-        )[1][0],
+        "a small array at the end of its frame": small,
         "no array at all": Message(ObjectPayload({"a": 1})),
     }
     for name, out in cases.items():
         item = encode_output(1, out)
-        assert not attach_tail(item), name
+        assert not attach_tail(item, frames), name
         assert item.tail is None and item.tail_skip == 0, name
     # The end of the received array is the end of the frame, but not a blob field.
     end = Message(ImagePayload.from_array(received_image[:, 1:]))
-    assert not attach_tail(encode_output(1, end))
+    assert not attach_tail(encode_output(1, end), frames)
+    assert attach_tail(encode_output(1, message), frames)  # what does qualify
 
 
 def test_a_frame_assembled_from_parts_or_a_compressed_output_gets_no_tail() -> None:
@@ -151,13 +163,18 @@ def test_a_frame_assembled_from_parts_or_a_compressed_output_gets_no_tail() -> N
     frame = spb.ClientFrame()
     decoder = decode_frame(whole, frame)
     message = decoder.message(frame.requests.items[0].message)
-    assert not attach_tail(encode_output(1, message))  # gRPC sends bytes, not this buffer
+    # gRPC sends bytes, not this buffer
+    assert not attach_tail(encode_output(1, message), own(*parts))
     if "zstd" in available_compressions():
-        _, (plain,) = received([encode_request(1, Message(ImagePayload.from_array(image)))])
+        plain_data, (plain,) = received(
+            [encode_request(1, Message(ImagePayload.from_array(image)))]
+        )
         zeros = Message(ImagePayload.from_array(np.zeros_like(image)))
-        _, (zero,) = received([encode_request(1, zeros)])
-        assert not attach_tail(encode_output(1, zero, compression=CompressionConfig("zstd")))
-        assert attach_tail(encode_output(1, plain))
+        zero_data, (zero,) = received([encode_request(1, zeros)])
+        frames = own(plain_data, zero_data)
+        packed = encode_output(1, zero, compression=CompressionConfig("zstd"))
+        assert not attach_tail(packed, frames)
+        assert attach_tail(encode_output(1, plain), frames)
 
 
 def test_a_long_skip_sends_no_tail() -> None:
@@ -165,19 +182,19 @@ def test_a_long_skip_sends_no_tail() -> None:
     # whole frame back again would cost the network more than the copy saves.
     big = Message(ImagePayload.from_array(pixels(TAIL_MIN_BYTES * 2, 5)))
     last = Message(ImagePayload.from_array(pixels(TAIL_MIN_BYTES, 6)))
-    _, (_, message) = received([encode_request(1, big), encode_request(2, last)])
-    assert not attach_tail(encode_output(2, message))
+    data, (_, message) = received([encode_request(1, big), encode_request(2, last)])
+    assert not attach_tail(encode_output(2, message), own(data))
     # A small request before it is fine.
     note = Message(ObjectPayload({"note": "x" * 1000}))
-    _, (_, message) = received([encode_request(1, note), encode_request(2, last)])
-    assert attach_tail(encode_output(2, message))
+    data, (_, message) = received([encode_request(1, note), encode_request(2, last)])
+    assert attach_tail(encode_output(2, message), own(data))
 
 
 def test_a_broken_tail_is_refused_with_a_precise_error() -> None:
     image = pixels(TAIL_MIN_BYTES)
     data, (message,) = received([encode_request(1, Message(ImagePayload.from_array(image)))])
     item = encode_output(1, message)
-    assert attach_tail(item)
+    assert attach_tail(item, own(data))
     message_bytes, _ = results_with_tail([item], item)
     frame = spb.ServerFrame()
     decoder = decode_frame(message_bytes, frame)

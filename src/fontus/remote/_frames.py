@@ -9,7 +9,7 @@ field may appear anywhere; the last value wins), so no re-encoding is needed.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -194,14 +194,16 @@ def _address(buffer: Any) -> int:
     return address
 
 
-def attach_tail(item: EncodedItem) -> bool:
+def attach_tail(item: EncodedItem, frames: Mapping[int, bytes]) -> bool:
     """Send ``item``'s last blob as the tail of its frame when it ends a received frame.
 
     The blob must be the very memory at the end of a request frame (``bytes``, as
     gRPC handed it over) and preceded there by its blob field's tag and length: then
     the frame from that tag on is a ``blobs`` field holding exactly the blob.  An
     array a node made, a copy, a compressed array or a frame assembled from parts
-    never qualifies.  True when the item got its tail.
+    never qualifies, nor does a frame not in ``frames`` (by id): the session's own
+    request frames, whose bytes are the client's, skip included.  True when the
+    item got its tail.
     """
     if not item.blobs:
         return False
@@ -211,7 +213,7 @@ def attach_tail(item: EncodedItem) -> bool:
         frame = frame.base
     if type(frame) is memoryview:
         frame = frame.obj
-    if type(frame) is not bytes:
+    if type(frame) is not bytes or frames.get(id(frame)) is not frame:
         return False
     n = memoryview(buffer).nbytes
     if n < TAIL_MIN_BYTES:

@@ -152,8 +152,13 @@ class ServerSession:
         #: True once the stream has ended: results still coming from the worker are dropped.
         self.closed = False
         # Request frames not yet finished, as (last seq, bytes); see MAX_UNFINISHED_BYTES.
-        self._unfinished: deque[tuple[int, int]] = deque()
+        # With a large request frame kept (see _tail_frames), else None.
+        self._unfinished: deque[tuple[int, int, bytes | None]] = deque()
         self.unfinished_bytes = 0
+        # This session's large request frames not yet finished, by id: only these may
+        # go back as a result frame's tail.  In a shared session a node could emit an
+        # array of another session's frame, whose other bytes are not this client's.
+        self._tail_frames: dict[int, bytes] = {}
         self._room = asyncio.Event()
         #: Run work here on the loop instead of the worker thread (nodes declared light;
         #: see _submit).  Built on the loop, so this is the loop's thread.
@@ -166,7 +171,7 @@ class ServerSession:
     # -- called from the worker thread -----------------------------------------
     def output(self, seq: int, exit_name: str, message: Any) -> None:
         item = encode_output(seq, message, exit_name, self.compression, self.pack_trees)
-        if self.tails_out and item.size >= TAIL_MIN_BYTES and attach_tail(item):
+        if self.tails_out and item.size >= TAIL_MIN_BYTES and attach_tail(item, self._tail_frames):
             self.stats.tails += 1
         if seq == 0:
             # Outside update (flush, a node's own thread): nothing to wait for.
@@ -362,6 +367,11 @@ class ServerSession:
             return False  # not run here: the client replays them on another replica
         if kind == "requests":
             now = time.monotonic()
+            # Registered before the worker can encode an output of it (see _tail_frames).
+            kept: bytes | None = None
+            if self.tails_out and type(data) is bytes and len(data) >= TAIL_MIN_BYTES:
+                kept = data
+                self._tail_frames[id(data)] = data
             for item in frame.requests.items:
                 self._check_seq(item.seq)
                 deadline = now + item.timeout_ms / 1000.0 if item.timeout_ms else 0.0
@@ -380,8 +390,10 @@ class ServerSession:
                     len(data),
                 )
             if frame.requests.items:
-                self._unfinished.append((self.last_seq, len(data)))
+                self._unfinished.append((self.last_seq, len(data), kept))
                 self.unfinished_bytes += len(data)
+            elif kept is not None:
+                del self._tail_frames[id(kept)]
         elif kind == "configure":
             self._check_seq(frame.configure.seq)
             try:
@@ -511,7 +523,10 @@ class ServerSession:
         """Requests up to ``seq`` are finished (results come in request order)."""
         unfinished = self._unfinished
         while unfinished and unfinished[0][0] <= seq:
-            self.unfinished_bytes -= unfinished.popleft()[1]
+            _, size, kept = unfinished.popleft()
+            self.unfinished_bytes -= size
+            if kept is not None:
+                del self._tail_frames[id(kept)]
         if self.unfinished_bytes <= MAX_UNFINISHED_BYTES:
             self._room.set()
 
