@@ -35,7 +35,13 @@ import yaml
 
 from fontus.core import Message, Pipeline, Registry, Sink
 from fontus.nodes import PROCESSOR_MARKS
-from fontus.remote._frames import control_frame
+from fontus.remote._frames import (
+    PartAssembler,
+    add_tail,
+    control_frame,
+    decode_frame,
+    item_decoder,
+)
 from fontus.remote._wire.v1 import session_pb2 as spb
 from fontus.testing import LoopbackServer
 
@@ -325,3 +331,49 @@ def gain_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def node_server(gain_config: Path) -> Iterator[LoopbackServer]:
     """``fontus serve --node gain --config FILE`` (factor 0.5): Juturna's one-node shape."""
     yield from _serve("--node", "gain", "--config", str(gain_config))
+
+
+# -- reading a raw Session stream's result frames, as a Fontus client does ------------
+# Parts assembled (decision 0012), tails added (decision 0015): tests of either see
+# each result frame once, with its decoder and its tail (None: none).
+def _result_frames(messages: list[bytes]) -> Iterator[tuple[Any, Any, bytes | None]]:
+    """Each result frame of a session's messages, with its decoder and its tail."""
+    assembler = PartAssembler(1 << 30)
+    pending: tuple[Any, Any] | None = None
+    for data in messages:
+        if pending is not None:
+            frame, decoder = pending
+            pending = None
+            yield frame, add_tail(decoder, data, frame.tail_skip), data
+            continue
+        whole = assembler.add(data)
+        if whole is None:
+            continue
+        frame = spb.ServerFrame()
+        decoder = decode_frame(whole, frame)
+        if frame.tail_skip:
+            pending = frame, decoder
+        elif frame.WhichOneof("kind") == "results":
+            yield frame, decoder, None
+    assert pending is None, "the stream ended before a frame's tail"
+    assert assembler.incomplete() is None, "the stream ended in the middle of a frame in parts"
+
+
+def _outputs(messages: list[bytes]) -> list[Message[Any]]:
+    """The output messages of a session's result frames."""
+    return [
+        item_decoder(decoder, r.blob_base).message(r.output.message)
+        for frame, decoder, _ in _result_frames(messages)
+        for r in frame.results.items
+        if r.WhichOneof("kind") == "output"
+    ]
+
+
+@pytest.fixture(scope="session")
+def result_frames() -> Callable[[list[bytes]], Iterator[tuple[Any, Any, bytes | None]]]:
+    return _result_frames
+
+
+@pytest.fixture(scope="session")
+def outputs() -> Callable[[list[bytes]], list[Message[Any]]]:
+    return _outputs

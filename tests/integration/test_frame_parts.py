@@ -18,10 +18,7 @@ import pytest
 from fontus.core import ImagePayload, Message, Pipeline
 from fontus.remote._frames import (
     PART_BYTES,
-    PartAssembler,
-    decode_frame,
     encode_request,
-    item_decoder,
     requests_in_parts,
 )
 from fontus.remote._wire.v1 import session_pb2 as spb
@@ -32,6 +29,10 @@ pytestmark = pytest.mark.timeout(60)
 SESSION = "/fontus.v1.Remote/Session"
 #: The ``raw_session`` fixture: a raw Session stream's messages as received.
 RawSession = Callable[[str, list[bytes]], list[bytes]]
+#: The ``result_frames`` and ``outputs`` fixtures: a raw session's result frames
+#: (parts assembled, tails added) with their decoders and tails, and their outputs.
+ResultFrames = Callable[[list[bytes]], Iterator[tuple[Any, Any, bytes | None]]]
+Outputs = Callable[[list[bytes]], list[Message[Any]]]
 #: Bound of one raw session here (a few 5 MB frames on loopback take milliseconds).
 SESSION_TIMEOUT_S = 20.0
 #: A frame of about 2.5 parts.
@@ -49,35 +50,13 @@ def frame_image(seed: int) -> ImagePayload:
     return ImagePayload.from_array(rng.integers(0, 256, (1, FRAME_PIXELS, 3), dtype=np.uint8))
 
 
-def result_frames(messages: list[bytes]) -> Iterator[tuple[Any, Any]]:
-    """Each of a session's result frames, parts assembled, with its decoder."""
-    assembler = PartAssembler(1 << 30)
-    for data in messages:
-        whole = assembler.add(data)
-        if whole is None:
-            continue
-        frame = spb.ServerFrame()
-        decoder = decode_frame(whole, frame)
-        if frame.WhichOneof("kind") == "results":
-            yield frame, decoder
-
-
-def outputs(messages: list[bytes]) -> list[Message[Any]]:
-    """The output messages of a session's result frames."""
-    return [
-        item_decoder(decoder, r.blob_base).message(r.output.message)
-        for frame, decoder in result_frames(messages)
-        for r in frame.results.items
-        if r.WhichOneof("kind") == "output"
-    ]
-
-
 @pytest.mark.parametrize("frame_parts", [True, False], ids=["client reads parts", "whole frames"])
 def test_a_request_in_parts_comes_back_in_the_form_the_client_asked_for(
     server: LoopbackServer,
     frame_parts: bool,
     open_frame: Callable[..., bytes],
     raw_session: RawSession,
+    outputs: Outputs,
 ) -> None:
     images = [frame_image(1), frame_image(2)]
     requests = [
@@ -144,6 +123,7 @@ def test_the_done_of_a_large_output_comes_in_the_outputs_frame(
     frame_parts: bool,
     open_frame: Callable[..., bytes],
     raw_session: RawSession,
+    result_frames: ResultFrames,
 ) -> None:
     # A large output leaves the worker ahead of its Done (HOLD_OUTPUT_BYTES) and fills a
     # frame past MAX_COALESCE_BYTES; its Done still rides in that frame, so the Warp can
@@ -158,7 +138,7 @@ def test_the_done_of_a_large_output_comes_in_the_outputs_frame(
     )
     kinds = [
         [(r.seq, r.WhichOneof("kind")) for r in frame.results.items]
-        for frame, _ in result_frames(received[1:])
+        for frame, _, _ in result_frames(received[1:])
     ]
     assert kinds == [
         [(1, "output"), (1, "done")],
@@ -170,6 +150,7 @@ def test_a_half_close_in_the_middle_of_a_frame_in_parts_ends_that_session_only(
     server: LoopbackServer,
     open_frame: Callable[..., bytes],
     raw_session: RawSession,
+    outputs: Outputs,
 ) -> None:
     # Two of a frame's three parts, then the client's half-close: the frame cannot be
     # run, and dropping it silently would lose a request without a word.

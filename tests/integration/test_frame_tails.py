@@ -20,10 +20,7 @@ from fontus.remote import admin
 from fontus.remote._frames import (
     TAIL_MIN_BYTES,
     EncodedItem,
-    add_tail,
-    decode_frame,
     encode_request,
-    item_decoder,
     join_requests,
 )
 from fontus.remote._wire.v1 import session_pb2 as spb
@@ -34,6 +31,10 @@ pytestmark = pytest.mark.timeout(60)
 
 #: The ``raw_session`` fixture: a raw Session stream's messages as received.
 RawSession = Callable[[str, list[bytes]], list[bytes]]
+#: The ``result_frames`` and ``outputs`` fixtures: a raw session's result frames
+#: (parts assembled, tails added) with their decoders and tails, and their outputs.
+ResultFrames = Callable[[list[bytes]], Iterator[tuple[Any, Any, bytes | None]]]
+Outputs = Callable[[list[bytes]], list[Message[Any]]]
 #: Bound of a pipeline's run here (a dozen 1080p frames on loopback take well under 1 s).
 SESSION_TIMEOUT_S = 20.0
 #: A node that emits, for each input, the image it was given before (by any session:
@@ -66,39 +67,14 @@ def frame_image(seed: int, pixels: int = TAIL_MIN_BYTES // 3 + 1000) -> ImagePay
     return ImagePayload.from_array(rng.integers(0, 256, (1, pixels, 3), dtype=np.uint8))
 
 
-def results(messages: list[bytes]) -> Iterator[tuple[Any, Any, bytes | None]]:
-    """Each result frame of a session with its decoder and its tail (None: whole)."""
-    pending: tuple[Any, Any] | None = None
-    for data in messages:
-        if pending is not None:
-            frame, decoder = pending
-            pending = None
-            yield frame, add_tail(decoder, data, frame.tail_skip), data
-            continue
-        frame = spb.ServerFrame()
-        decoder = decode_frame(data, frame)
-        if frame.tail_skip:
-            pending = frame, decoder
-        elif frame.WhichOneof("kind") == "results":
-            yield frame, decoder, None
-    assert pending is None, "the stream ended before a frame's tail"
-
-
-def outputs(messages: list[bytes]) -> list[Message[Any]]:
-    return [
-        item_decoder(decoder, r.blob_base).message(r.output.message)
-        for frame, decoder, _ in results(messages)
-        for r in frame.results.items
-        if r.WhichOneof("kind") == "output"
-    ]
-
-
 @pytest.mark.parametrize("frame_tails", [True, False], ids=["client reads tails", "whole frames"])
 def test_an_image_passed_on_comes_back_as_its_own_request_frame(
     server: LoopbackServer,
     frame_tails: bool,
     open_frame: Callable[..., bytes],
     raw_session: RawSession,
+    result_frames: ResultFrames,
+    outputs: Outputs,
 ) -> None:
     images = [frame_image(seed) for seed in range(4)]
     requests = [
@@ -111,7 +87,7 @@ def test_an_image_passed_on_comes_back_as_its_own_request_frame(
     assert [
         np.array_equal(m.payload.image, img.image) for m, img in zip(got, images, strict=True)
     ] == [True] * 4
-    tails = [tail for _, _, tail in results(received[1:]) if tail is not None]
+    tails = [tail for _, _, tail in result_frames(received[1:]) if tail is not None]
     if frame_tails:
         # Each output's frame is followed by the very bytes of its request frame; the
         # frame's own message carries the heads (the Done rides along) and no array.
@@ -120,7 +96,7 @@ def test_an_image_passed_on_comes_back_as_its_own_request_frame(
         assert all(len(m) < 1000 for m in heads)
         outputs_of_tails = [
             [r.seq for r in f.results.items if r.WhichOneof("kind") == "output"]
-            for f, _, tail in results(received[1:])
+            for f, _, tail in result_frames(received[1:])
             if tail is not None
         ]
         assert outputs_of_tails == [[1], [2], [3], [4]]
@@ -133,6 +109,8 @@ def test_an_image_the_node_made_and_a_small_one_come_back_whole(
     server: LoopbackServer,
     open_frame: Callable[..., bytes],
     raw_session: RawSession,
+    result_frames: ResultFrames,
+    outputs: Outputs,
 ) -> None:
     color = frame_image(9)
     small = frame_image(10, pixels=1000)
@@ -147,8 +125,8 @@ def test_an_image_the_node_made_and_a_small_one_come_back_whole(
         server.target,
         [open_frame("small", frame_tails=True), join_requests([encode_request(1, Message(small))])],
     )
-    assert [tail for _, _, tail in results(made[1:])] == [None]
-    assert [tail for _, _, tail in results(passed[1:])] == [None]
+    assert [tail for _, _, tail in result_frames(made[1:])] == [None]
+    assert [tail for _, _, tail in result_frames(passed[1:])] == [None]
     (gray,) = outputs(made[1:])
     assert gray.payload.image.shape[:2] == color.image.shape[:2]
     (same,) = outputs(passed[1:])
@@ -203,7 +181,11 @@ def shared_latest(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loopback
 
 
 def test_an_image_of_another_session_never_goes_back_as_a_tail(
-    shared_latest: LoopbackServer, open_frame: Callable[..., bytes], raw_session: RawSession
+    shared_latest: LoopbackServer,
+    open_frame: Callable[..., bytes],
+    raw_session: RawSession,
+    result_frames: ResultFrames,
+    outputs: Outputs,
 ) -> None:
     # One shared instance: session A's image comes out in session B's answer.  A's
     # request frame holds A's own head (here its origin field), so it must not travel
@@ -225,11 +207,11 @@ def test_an_image_of_another_session_never_goes_back_as_a_tail(
     )
     (got,) = outputs(second[1:])
     assert np.array_equal(got.payload.image, image.image)
-    assert [tail for _, _, tail in results(second[1:])] == [None]
+    assert [tail for _, _, tail in result_frames(second[1:])] == [None]
     assert not any(b"session-A-private-origin" in m for m in second)
     # B's image comes out in session C's answer: C sent equal bytes, but not that frame.
     third = raw_session(
         shared_latest.target,
         [open_frame("c", name="latest", mark="latest", frame_tails=True), b_frame],
     )
-    assert [tail for _, _, tail in results(third[1:])] == [None]
+    assert [tail for _, _, tail in result_frames(third[1:])] == [None]
