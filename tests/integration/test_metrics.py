@@ -154,6 +154,7 @@ def test_serve_exposes_sessions_requests_failures_bytes_and_latency_per_mark(
     for mark, outputs in (("identity", count), ("fail_every", ok)):
         assert value(after, "fontus_server_requests_total", mark=mark) == count
         assert value(after, "fontus_server_outputs_total", mark=mark) == outputs
+        assert value(after, "fontus_server_tails_total", mark=mark) == 0  # small messages
         for direction in ("in", "out"):
             assert value(after, "fontus_server_bytes_total", mark=mark, direction=direction) > 0
         for histogram in ("fontus_server_processing_seconds", "fontus_server_round_trip_seconds"):
@@ -351,3 +352,33 @@ def test_the_pipeline_metrics_module_does_not_import_grpc() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert done.stdout.strip() == ""
+
+
+def test_serve_counts_outputs_sent_back_as_tails(
+    metrics_server: tuple[LoopbackServer, int], build_pipeline: Callable[..., Pipeline]
+) -> None:
+    # 1080p frames through identity at window 4: the frames written while others are in
+    # flight go whole, and their outputs go back as tails (decision 0015).
+    server, port = metrics_server
+    _, before = scrape(port)
+    tails_before = value(before, "fontus_server_tails_total", mark="identity")
+    assert tails_before is not None
+    pipeline = build_pipeline(
+        [
+            {
+                "name": "cam",
+                "mark": "test_pattern",
+                "configuration": {"width": 1920, "height": 1080, "frames": 8},
+            },
+            {"name": "node", "mark": "identity", "remote": {"target": server.target, "window": 4}},
+            {"name": "out", "mark": "collect"},
+        ],
+        [("cam", "node"), ("node", "out")],
+        run_for=RUN_TIMEOUT_S,
+    )
+    received = pipeline.nodes["node"]._conns[0].stream.tails_in
+    assert received > 0
+    after = scrape_until(
+        port, lambda s: value(s, "fontus_server_sessions_active", mark="identity") == 0
+    )
+    assert value(after, "fontus_server_tails_total", mark="identity") == tails_before + received

@@ -90,6 +90,7 @@ class _Totals:
     outputs: int = 0
     bytes_in: int = 0
     bytes_out: int = 0
+    tails: int = 0
 
     def add(self, session: Any) -> None:
         st = session.stats
@@ -97,6 +98,7 @@ class _Totals:
         self.outputs += st.outputs
         self.bytes_in += st.bytes_in
         self.bytes_out += st.bytes_out
+        self.tails += st.tails
 
 
 class ServerMetrics:
@@ -208,6 +210,11 @@ class ServerMetrics:
             ("sessions", "fontus_server_sessions_opened_total", "sessions opened"),
             ("requests", "fontus_server_requests_total", "requests received"),
             ("outputs", "fontus_server_outputs_total", "outputs sent back"),
+            (
+                "tails",
+                "fontus_server_tails_total",
+                "outputs whose array went back as the tail of their result frame, uncopied",
+            ),
         ):
             counter = CounterMetricFamily(name, doc, labels=["mark"])
             for mark, t in totals.items():
