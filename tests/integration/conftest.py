@@ -252,6 +252,29 @@ def build_pipeline() -> Callable[..., Pipeline]:
     return _build_pipeline
 
 
+def _run_frames(target: str, window: int, frames: int, run_for: float = 20.0) -> Pipeline:
+    """Run ``frames`` 1080p test-pattern frames through a remote identity at ``window``
+    into a ``collect`` sink (node ``out``); the Warp is node ``node``."""
+    return _build_pipeline(
+        [
+            {
+                "name": "cam",
+                "mark": "test_pattern",
+                "configuration": {"width": 1920, "height": 1080, "frames": frames},
+            },
+            {"name": "node", "mark": "identity", "remote": {"target": target, "window": window}},
+            {"name": "out", "mark": "collect"},
+        ],
+        [("cam", "node"), ("node", "out")],
+        run_for=run_for,
+    )
+
+
+@pytest.fixture(scope="session")
+def run_frames() -> Callable[..., Pipeline]:
+    return _run_frames
+
+
 @pytest.fixture(scope="session")
 def open_frame() -> Callable[..., bytes]:
     return _open_frame

@@ -94,23 +94,11 @@ def test_large_frames_through_a_warp_equal_the_local_run(server: LoopbackServer)
 
 
 def test_a_warp_sends_and_receives_parts(
-    server: LoopbackServer, build_pipeline: Callable[..., Pipeline]
+    server: LoopbackServer, run_frames: Callable[..., Pipeline]
 ) -> None:
     # 1080p test-pattern frames (6.2 MB) at window 1: the Warp's session writes them in
     # parts (the server said it reads them) and the frames arrive whole and in order.
-    pipeline = build_pipeline(
-        [
-            {
-                "name": "cam",
-                "mark": "test_pattern",
-                "configuration": {"width": 1920, "height": 1080, "frames": 5},
-            },
-            {"name": "node", "mark": "identity", "remote": {"target": server.target, "window": 1}},
-            {"name": "out", "mark": "collect"},
-        ],
-        [("cam", "node"), ("node", "out")],
-        run_for=SESSION_TIMEOUT_S,
-    )
+    pipeline = run_frames(server.target, 1, 5, SESSION_TIMEOUT_S)
     stream = pipeline.nodes["node"]._conns[0].stream
     assert stream.parts_out is True
     got = [m.payload.image.shape for m in pipeline.nodes["out"].messages]

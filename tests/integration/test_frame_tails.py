@@ -134,7 +134,7 @@ def test_an_image_the_node_made_and_a_small_one_come_back_whole(
 
 
 def test_a_warp_receives_tails_and_emits_what_the_node_emits_locally(
-    server: LoopbackServer, build_pipeline: Callable[..., Pipeline]
+    server: LoopbackServer, run_frames: Callable[..., Pipeline]
 ) -> None:
     inputs = [frame_image(seed) for seed in range(6)]
     comparison = compare_node("identity", inputs=inputs, server=server)
@@ -142,23 +142,7 @@ def test_a_warp_receives_tails_and_emits_what_the_node_emits_locally(
     assert comparison.equal, comparison.diff()
     # 1080p test-pattern frames at window 8: frames coalesced and in parts or not, every
     # output comes back as a tail, in order, and the server counts them.
-    pipeline = build_pipeline(
-        [
-            {
-                "name": "cam",
-                "mark": "test_pattern",
-                "configuration": {"width": 1920, "height": 1080, "frames": 12},
-            },
-            {
-                "name": "node",
-                "mark": "identity",
-                "remote": {"target": server.target, "window": 8},
-            },
-            {"name": "out", "mark": "collect"},
-        ],
-        [("cam", "node"), ("node", "out")],
-        run_for=SESSION_TIMEOUT_S,
-    )
+    pipeline = run_frames(server.target, 8, 12, SESSION_TIMEOUT_S)
     stream = pipeline.nodes["node"]._conns[0].stream
     messages = pipeline.nodes["out"].messages
     assert [m.payload.image.shape for m in messages] == [(1080, 1920, 3)] * 12

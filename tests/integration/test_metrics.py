@@ -355,7 +355,7 @@ def test_the_pipeline_metrics_module_does_not_import_grpc() -> None:
 
 
 def test_serve_counts_outputs_sent_back_as_tails(
-    metrics_server: tuple[LoopbackServer, int], build_pipeline: Callable[..., Pipeline]
+    metrics_server: tuple[LoopbackServer, int], run_frames: Callable[..., Pipeline]
 ) -> None:
     # 1080p frames through identity at window 4: the frames written while others are in
     # flight go whole, and their outputs go back as tails (decision 0015).
@@ -363,19 +363,7 @@ def test_serve_counts_outputs_sent_back_as_tails(
     _, before = scrape(port)
     tails_before = value(before, "fontus_server_tails_total", mark="identity")
     assert tails_before is not None
-    pipeline = build_pipeline(
-        [
-            {
-                "name": "cam",
-                "mark": "test_pattern",
-                "configuration": {"width": 1920, "height": 1080, "frames": 8},
-            },
-            {"name": "node", "mark": "identity", "remote": {"target": server.target, "window": 4}},
-            {"name": "out", "mark": "collect"},
-        ],
-        [("cam", "node"), ("node", "out")],
-        run_for=RUN_TIMEOUT_S,
-    )
+    pipeline = run_frames(server.target, 4, 8, RUN_TIMEOUT_S)
     received = pipeline.nodes["node"]._conns[0].stream.tails_in
     assert received > 0
     after = scrape_until(
