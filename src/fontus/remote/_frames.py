@@ -48,6 +48,7 @@ _RESULTS_TAG = bytes([(2 << 3) | 2])  # ServerFrame.results
 _ITEM_TAG = bytes([(1 << 3) | 2])  # Requests.items / Results.items
 _REQUEST_BASE_TAG = bytes([6 << 3])  # Request.blob_base (varint)
 _RESULT_BASE_TAG = bytes([5 << 3])  # Result.blob_base (varint)
+_TAIL_SKIP_TAG = bytes([12 << 3])  # ServerFrame.tail_skip (varint)
 
 
 @dataclass(slots=True)
@@ -138,7 +139,9 @@ def _pieces(
 
     With ``tailed`` (one of ``items``), that item's last blob is left out: it travels
     in the frame's tail, whose blobs are numbered after the frame's own, so the
-    item's other blobs come last here and its ``blob_base`` is set to match.
+    item's other blobs come last here and its ``blob_base`` is set to match; the
+    frame's ``tail_skip`` goes between the results and the blobs (its head stays one
+    range for the receiver's blob split).
     """
     parts: list[Any] = []
     blob_parts: list[Any] = []
@@ -172,7 +175,9 @@ def _pieces(
         parts.append(head)
         inner_size += len(prefix) + len(head)
     outer = outer_tag + _varint(inner_size)
-    return [outer, *parts, *blob_parts, *last], len(outer) + inner_size + blob_size
+    skip = _TAIL_SKIP_TAG + _varint(tailed.tail_skip) if tailed else b""
+    size = len(outer) + inner_size + len(skip) + blob_size
+    return [outer, *parts, skip, *blob_parts, *last], size
 
 
 #: A large output whose last array is the end of the request frame it came in (an
@@ -186,7 +191,6 @@ TAIL_MIN_BYTES = 512 * 1024
 #: other requests and arrays of a coalesced frame): a larger skip costs the network
 #: more than the copy it saves.  An eighth of the array is allowed as well.
 TAIL_MAX_SKIP = 64 * 1024
-_TAIL_SKIP_TAG = bytes([12 << 3])  # ServerFrame.tail_skip (varint)
 
 
 def _address(buffer: Any) -> int:
@@ -231,15 +235,8 @@ def attach_tail(item: EncodedItem, frames: Mapping[int, bytes]) -> bool:
 
 
 def results_with_tail(items: list[EncodedItem], tailed: EncodedItem) -> tuple[bytes, bytes]:
-    """The ``ServerFrame`` carrying ``items``: a message and its tail, ``tailed``'s request frame.
-
-    The message holds ``tail_skip`` between the results and the blobs (its head stays
-    one range for the receiver's blob split).
-    """
+    """The ``ServerFrame`` carrying ``items``: a message and its tail, ``tailed``'s request frame."""
     pieces, _ = _pieces(items, _RESULTS_TAG, _RESULT_BASE_TAG, tailed)
-    skip = _TAIL_SKIP_TAG + _varint(tailed.tail_skip)
-    heads = 1 + 2 * len(items)  # the outer tag and length, then each item's prefix and head
-    pieces.insert(heads, skip)
     return b"".join(pieces), cast(bytes, tailed.tail)
 
 
