@@ -141,10 +141,8 @@ class Message(Generic[P]):
                 f"message {self.id}: passed_on() needs a frozen message (one already "
                 "transmitted, or freeze() it first); to change an unfrozen one, set its fields"
             )
-        meta, merged = self.meta, self.timers
-        assert type(meta) is FrozenDict and type(merged) is FrozenDict  # so once frozen
-        if timers:
-            merged = FrozenDict.adopt({**merged._data, **timers})
+        meta = self.meta
+        assert type(meta) is FrozenDict  # so once frozen
         return Message.frozen_from_parts(
             self.payload,
             id=next_message_id(),
@@ -152,7 +150,7 @@ class Message(Generic[P]):
             creator=self.creator,
             version=self.version,
             meta=meta,
-            timers=merged,
+            timers=self._merged_timers(timers),
         )
 
     def _fontus_renew(self, timers: Mapping[str, float] | None = None) -> Message[P]:
@@ -160,13 +158,16 @@ class Message(Generic[P]):
         the same message takes a new id and the merged timers, instead of a copy."""
         if not self._frozen:
             self.freeze()
-        set_ = object.__setattr__
-        set_(self, "id", next_message_id())
+        object.__setattr__(self, "id", next_message_id())
         if timers:
-            merged = self.timers
-            assert type(merged) is FrozenDict  # so once frozen
-            set_(self, "timers", FrozenDict.adopt({**merged._data, **timers}))
+            object.__setattr__(self, "timers", self._merged_timers(timers))
         return self
+
+    def _merged_timers(self, timers: Mapping[str, float] | None) -> FrozenDict:
+        """This frozen message's timers with ``timers`` merged over them (shared when none)."""
+        merged = self.timers
+        assert type(merged) is FrozenDict  # so once frozen
+        return FrozenDict.adopt({**merged._data, **timers}) if timers else merged
 
     @classmethod
     def frozen_from_parts(
