@@ -343,13 +343,26 @@ def run_local(case: Case, registry: Registry, size: int, max_s: float) -> Cell:
 
 
 def run_fontus(
-    case: Case, registry: Registry, target: str, window: int, size: int, max_s: float
+    case: Case,
+    registry: Registry,
+    target: str,
+    window: int,
+    size: int,
+    max_s: float,
+    array_refs: bool = False,
 ) -> Cell:
+    """Fontus remote identity.  ``array_refs`` off by default: the array goes back in full,
+    as the echo's bytes do (with it on, a passed-on array is named, not sent back)."""
     middle = [
         {
             "name": "node",
             "mark": "identity",
-            "remote": {"target": target, "window": window, "timeout": 60.0},
+            "remote": {
+                "target": target,
+                "window": window,
+                "timeout": 60.0,
+                "array_refs": array_refs,
+            },
         }
     ]
     run = run_pipeline(

@@ -42,6 +42,11 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--height", type=int, default=1080)
     parser.add_argument("--width", type=int, default=1920)
+    parser.add_argument(
+        "--array-refs",
+        action="store_true",
+        help="let the server name the array instead of sending it back (Warp array_refs)",
+    )
     args = parser.parse_args()
     payload = image(args.height, args.width)
     # The bytes remote.py's echo sends for this payload, and their size.
@@ -59,7 +64,9 @@ def main() -> int:
         if args.mode == "echo":
             return bench.run_echo(server.target, data, count, args.window, MAX_RUN_S)
         case = Case("frame", payload, count)
-        return bench.run_fontus(case, registry, server.target, args.window, size, MAX_RUN_S)
+        return bench.run_fontus(
+            case, registry, server.target, args.window, size, MAX_RUN_S, args.array_refs
+        )
 
     try:
         run(WARMUP_FRAMES)
@@ -84,8 +91,10 @@ def main() -> int:
             rows = admin.server_stats(server.target).nodes
             outputs = sum(n["outputs"] for n in rows)
             tails = sum(n["tails"] for n in rows)
+            refs = sum(n["tail_refs"] for n in rows)
             print(
-                f"outputs sent as their request frame's tail: {tails} of {outputs} (warm-up too)",
+                f"outputs sent as their request frame's tail: {tails}, named (array_refs): "
+                f"{refs}, of {outputs} (warm-up too)",
                 flush=True,
             )
     finally:

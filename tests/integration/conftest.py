@@ -217,6 +217,7 @@ def _open_frame(
     mark: str = "identity",
     frame_parts: bool = False,
     frame_tails: bool = False,
+    tail_refs: bool = False,
     window: int = 4,
 ) -> bytes:
     """The Open frame of a raw session to one ``mark`` node."""
@@ -229,6 +230,7 @@ def _open_frame(
     op.node.mark = mark
     op.frame_parts = frame_parts
     op.frame_tails = frame_tails
+    op.tail_refs = tail_refs
     return control_frame(frame)
 
 
@@ -252,7 +254,9 @@ def build_pipeline() -> Callable[..., Pipeline]:
     return _build_pipeline
 
 
-def _run_frames(target: str, window: int, frames: int, run_for: float = 20.0) -> Pipeline:
+def _run_frames(
+    target: str, window: int, frames: int, run_for: float = 20.0, array_refs: bool = True
+) -> Pipeline:
     """Run ``frames`` 1080p test-pattern frames through a remote identity at ``window``
     into a ``collect`` sink (node ``out``); the Warp is node ``node``."""
     return _build_pipeline(
@@ -262,7 +266,11 @@ def _run_frames(target: str, window: int, frames: int, run_for: float = 20.0) ->
                 "mark": "test_pattern",
                 "configuration": {"width": 1920, "height": 1080, "frames": frames},
             },
-            {"name": "node", "mark": "identity", "remote": {"target": target, "window": window}},
+            {
+                "name": "node",
+                "mark": "identity",
+                "remote": {"target": target, "window": window, "array_refs": array_refs},
+            },
             {"name": "out", "mark": "collect"},
         ],
         [("cam", "node"), ("node", "out")],
@@ -374,6 +382,8 @@ def _result_frames(messages: list[bytes]) -> Iterator[tuple[Any, Any, bytes | No
             continue
         frame = spb.ServerFrame()
         decoder = decode_frame(whole, frame)
+        # Tails by reference need the client's own requests: see test_array_refs.py.
+        assert not frame.tail_request, "a tail by reference: read it with the request's blob"
         if frame.tail_skip:
             pending = frame, decoder
         elif frame.WhichOneof("kind") == "results":

@@ -140,9 +140,10 @@ def test_a_warp_receives_tails_and_emits_what_the_node_emits_locally(
     comparison = compare_node("identity", inputs=inputs, server=server)
     assert len(comparison.remote.messages) == 6
     assert comparison.equal, comparison.diff()
-    # 1080p test-pattern frames at window 8: frames coalesced and in parts or not, every
-    # output comes back as a tail, in order, and the server counts them.
-    pipeline = run_frames(server.target, 8, 12, SESSION_TIMEOUT_S)
+    # 1080p test-pattern frames at window 8, with array_refs off (with it on they are
+    # named, not sent back: test_array_refs.py): frames coalesced and in parts or not,
+    # every output comes back as a tail, in order, and the server counts them.
+    pipeline = run_frames(server.target, 8, 12, SESSION_TIMEOUT_S, array_refs=False)
     stream = pipeline.nodes["node"]._conns[0].stream
     messages = pipeline.nodes["out"].messages
     assert [m.payload.image.shape for m in messages] == [(1080, 1920, 3)] * 12
@@ -185,9 +186,10 @@ def test_an_image_of_another_session_never_goes_back_as_a_tail(
     )
     assert outputs(first[1:]) == []  # nothing held before it
     b_frame = join_requests([encode_request(1, Message(frame_image(22)))])
+    # B and C read tails by reference as well: never one for an image not their own.
     second = raw_session(
         shared_latest.target,
-        [open_frame("b", name="latest", mark="latest", frame_tails=True), b_frame],
+        [open_frame("b", name="latest", mark="latest", frame_tails=True, tail_refs=True), b_frame],
     )
     (got,) = outputs(second[1:])
     assert np.array_equal(got.payload.image, image.image)
@@ -196,6 +198,6 @@ def test_an_image_of_another_session_never_goes_back_as_a_tail(
     # B's image comes out in session C's answer: C sent equal bytes, but not that frame.
     third = raw_session(
         shared_latest.target,
-        [open_frame("c", name="latest", mark="latest", frame_tails=True), b_frame],
+        [open_frame("c", name="latest", mark="latest", frame_tails=True, tail_refs=True), b_frame],
     )
     assert [tail for _, _, tail in result_frames(third[1:])] == [None]

@@ -363,10 +363,30 @@ def test_serve_counts_outputs_sent_back_as_tails(
     _, before = scrape(port)
     tails_before = value(before, "fontus_server_tails_total", mark="identity")
     assert tails_before is not None
-    pipeline = run_frames(server.target, 4, 8, RUN_TIMEOUT_S)
+    pipeline = run_frames(server.target, 4, 8, RUN_TIMEOUT_S, array_refs=False)
     received = pipeline.nodes["node"]._conns[0].stream.tails_in
     assert received > 0
     after = scrape_until(
         port, lambda s: value(s, "fontus_server_sessions_active", mark="identity") == 0
     )
     assert value(after, "fontus_server_tails_total", mark="identity") == tails_before + received
+
+
+def test_serve_counts_outputs_whose_array_went_back_by_reference(
+    metrics_server: tuple[LoopbackServer, int], run_frames: Callable[..., Pipeline]
+) -> None:
+    # The same frames with array_refs on (the default): every output names its own
+    # request's array instead (decision 0016), whole frames and frames in parts alike.
+    server, port = metrics_server
+    _, before = scrape(port)
+    refs_before = value(before, "fontus_server_tail_refs_total", mark="identity")
+    tails_before = value(before, "fontus_server_tails_total", mark="identity")
+    assert refs_before is not None
+    pipeline = run_frames(server.target, 4, 8, RUN_TIMEOUT_S)
+    stream = pipeline.nodes["node"]._conns[0].stream
+    assert (stream.tail_refs_in, stream.tails_in) == (8, 0)
+    after = scrape_until(
+        port, lambda s: value(s, "fontus_server_sessions_active", mark="identity") == 0
+    )
+    assert value(after, "fontus_server_tail_refs_total", mark="identity") == refs_before + 8
+    assert value(after, "fontus_server_tails_total", mark="identity") == tails_before

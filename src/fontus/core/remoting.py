@@ -42,6 +42,7 @@ REMOTE_KEYS = (
     "token_env",
     "protocol",
     "keepalive",
+    "array_refs",
 )
 _JUTURNA_KEYS = {"grpc_host", "grpc_port", "timeout", "remote_config"}
 

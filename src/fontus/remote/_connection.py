@@ -75,6 +75,9 @@ class _Sink:
         if self._current():
             self.connection.ended(error)
 
+    def request_blob(self, seq: int) -> Any:
+        return self.connection.warp.request_blob(seq) if self._current() else None
+
 
 class Connection:
     """One session (of ``streams``) between a Warp and its server."""

@@ -29,6 +29,7 @@ __all__ = [
     "EncodedItem",
     "PartAssembler",
     "PartsTooLarge",
+    "add_request_blob",
     "add_tail",
     "attach_tail",
     "decode_frame",
@@ -41,6 +42,7 @@ __all__ = [
     "requests_in_parts",
     "results_in_parts",
     "results_with_tail",
+    "same_memory",
 ]
 
 _REQUESTS_TAG = bytes([(2 << 3) | 2])  # ClientFrame.requests
@@ -49,6 +51,7 @@ _ITEM_TAG = bytes([(1 << 3) | 2])  # Requests.items / Results.items
 _REQUEST_BASE_TAG = bytes([6 << 3])  # Request.blob_base (varint)
 _RESULT_BASE_TAG = bytes([5 << 3])  # Result.blob_base (varint)
 _TAIL_SKIP_TAG = bytes([12 << 3])  # ServerFrame.tail_skip (varint)
+_TAIL_REQUEST_TAG = bytes([11 << 3])  # ServerFrame.tail_request (varint)
 
 
 @dataclass(slots=True)
@@ -66,6 +69,9 @@ class EncodedItem:
     tail: bytes | None = None
     #: Bytes of ``tail`` before that blob's field: the receiver skips them.
     tail_skip: int = 0
+    #: Nonzero: ``tail`` carried this very request, so its last blob goes back as a
+    #: reference (``ServerFrame.tail_request``) and the tail is not sent at all.
+    tail_request: int = 0
 
 
 def _item(seq: int, head: Any, encoder: WireEncoder | None) -> EncodedItem:
@@ -141,7 +147,8 @@ def _pieces(
     in the frame's tail, whose blobs are numbered after the frame's own, so the
     item's other blobs come last here and its ``blob_base`` is set to match; the
     frame's ``tail_skip`` goes between the results and the blobs (its head stays one
-    range for the receiver's blob split).
+    range for the receiver's blob split).  A tail sent by reference (``tail_request``)
+    puts that field there instead.
     """
     parts: list[Any] = []
     blob_parts: list[Any] = []
@@ -175,7 +182,12 @@ def _pieces(
         parts.append(head)
         inner_size += len(prefix) + len(head)
     outer = outer_tag + _varint(inner_size)
-    skip = _TAIL_SKIP_TAG + _varint(tailed.tail_skip) if tailed else b""
+    if tailed is None:
+        skip = b""
+    elif tailed.tail_request:
+        skip = _TAIL_REQUEST_TAG + _varint(tailed.tail_request)
+    else:
+        skip = _TAIL_SKIP_TAG + _varint(tailed.tail_skip)
     size = len(outer) + inner_size + len(skip) + blob_size
     return [outer, *parts, skip, *blob_parts, *last], size
 
@@ -196,6 +208,14 @@ TAIL_MAX_SKIP = 64 * 1024
 def _address(buffer: Any) -> int:
     address: int = np.frombuffer(buffer, np.uint8).__array_interface__["data"][0]
     return address
+
+
+def same_memory(buffer: Any, other: Any) -> bool:
+    """Whether two contiguous buffers are the very same memory (start and size)."""
+    return bool(
+        memoryview(buffer).nbytes == memoryview(other).nbytes
+        and _address(buffer) == _address(other)
+    )
 
 
 def attach_tail(item: EncodedItem, frames: Mapping[int, bytes]) -> bool:
@@ -234,9 +254,12 @@ def attach_tail(item: EncodedItem, frames: Mapping[int, bytes]) -> bool:
     return True
 
 
-def results_with_tail(items: list[EncodedItem], tailed: EncodedItem) -> tuple[bytes, bytes]:
-    """The ``ServerFrame`` carrying ``items``: a message and its tail, ``tailed``'s request frame."""
+def results_with_tail(items: list[EncodedItem], tailed: EncodedItem) -> tuple[bytes, ...]:
+    """The ``ServerFrame`` carrying ``items``: a message and its tail, ``tailed``'s request
+    frame; only the message when the tail goes by reference (``tail_request``)."""
     pieces, _ = _pieces(items, _RESULTS_TAG, _RESULT_BASE_TAG, tailed)
+    if tailed.tail_request:
+        return (b"".join(pieces),)
     return b"".join(pieces), cast(bytes, tailed.tail)
 
 
@@ -259,6 +282,23 @@ def add_tail(decoder: WireDecoder, tail: bytes, skip: int) -> WireDecoder:
     if total > decoder.limits.max_blobs:
         raise WireError(f"too many blobs: {total} in one frame and its tail, over the limit")
     return WireDecoder(decoder.blobs + blobs, decoder.limits)
+
+
+def add_request_blob(decoder: WireDecoder, blob: Any, seq: int) -> WireDecoder:
+    """``decoder`` of a frame with ``tail_request`` = ``seq``, given that request's last blob.
+
+    ``blob`` is the buffer the client sent as its request's last array (None: the
+    client no longer holds request ``seq``, whose outputs are then late and never
+    decoded; an array read from the empty stand-in would say so).  Arrays read from
+    it share it, read-only, as arrays read from a received frame share the frame.
+    """
+    view = memoryview(b"") if blob is None else memoryview(blob).cast("B").toreadonly()
+    total = len(decoder.blobs) + 1
+    if total > decoder.limits.max_blobs:
+        raise WireError(
+            f"too many blobs: {total} in one frame with request {seq}'s, over the limit"
+        )
+    return WireDecoder([*decoder.blobs, view], decoder.limits)
 
 
 #: A frame at least this large travels in parts of this size (the last one smaller)

@@ -23,6 +23,7 @@ from ._frames import (
     TAIL_MIN_BYTES,
     EncodedItem,
     PartAssembler,
+    add_request_blob,
     add_tail,
     decode_frame,
     item_decoder,
@@ -62,6 +63,8 @@ class ResultSink(Protocol):
     def on_failed(self, seq: int, code: int, detail: str) -> None: ...
     def on_draining(self, grace_s: float) -> None: ...
     def on_end(self, error: RemoteError | None) -> None: ...
+    def request_blob(self, seq: int) -> Any:
+        """The last blob request ``seq`` was sent with, while it is unanswered; else None."""
 
 
 class RemoteStream:
@@ -108,6 +111,8 @@ class RemoteStream:
         self._parts_in = PartAssembler(MAX_MESSAGE_BYTES)
         #: Result frames received with a tail (ServerFrame.tail_skip).
         self.tails_in = 0
+        #: Frames whose last blob was named (ServerFrame.tail_request), not sent.
+        self.tail_refs_in = 0
 
     async def open(self, open_frame: bytes, timeout: float, *, wait_for_ready: bool = True) -> Any:
         """Send Open and wait for Opened; raises the mapped RemoteError on refusal.
@@ -309,8 +314,14 @@ class RemoteStream:
                     frame = spb.ServerFrame()
                     decoder = decode_frame(data, frame, self.limits)
                     if frame.tail_skip:
+                        if frame.tail_request:
+                            raise WireError("a frame has both tail_skip and tail_request")
                         tailed = (frame, decoder)  # its tail is the next message
                         continue
+                    if frame.tail_request:  # the array is our own request's: not sent back
+                        seq = frame.tail_request
+                        decoder = add_request_blob(decoder, sink.request_blob(seq), seq)
+                        self.tail_refs_in += 1
                 kind = frame.WhichOneof("kind")
                 if kind == "results":
                     for r in frame.results.items:

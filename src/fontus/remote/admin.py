@@ -188,6 +188,7 @@ def server_stats(
             "bytes_in": n.bytes_in,
             "bytes_out": n.bytes_out,
             "tails": n.tails,
+            "tail_refs": n.tail_refs,
             "in_flight": n.queue_depth,
             "active": n.active,
         }

@@ -124,6 +124,7 @@ class Warp(Node):
         tls: TLS settings, paths only: {ca, cert, key, server_name}.
         token_env: environment variable holding the bearer token to present.
         keepalive: seconds of server silence after which the session is taken as dead and moved (a frozen or unreachable server); the server sends heartbeats at a quarter of it.
+        array_refs: a large array the remote node passes on unchanged comes back as a reference to the request's own array, not its bytes (default true; false sends it back in full, as when measuring the transport).
     """
 
     mark: ClassVar[str] = "warp"
@@ -147,6 +148,7 @@ class Warp(Node):
         tls: dict[str, str] | None = None,
         token_env: str = "",
         keepalive: float = DEFAULT_KEEPALIVE_S,
+        array_refs: bool = True,
     ) -> None:
         if not target and grpc_host:
             target = f"{grpc_host}:{grpc_port}"
@@ -186,6 +188,7 @@ class Warp(Node):
         self._channel_target = normalise_target(target)
         self.streams = streams
         self.keepalive = keepalive
+        self.array_refs = array_refs
         self.tls = dict(tls) if tls else None
         self.token_env = token_env
         self._conns: list[Connection] = []
@@ -282,6 +285,7 @@ class Warp(Node):
         op.value_formats.extend(self.tree_formats)
         op.frame_parts = True
         op.frame_tails = True
+        op.tail_refs = self.array_refs
         op.heartbeat_ms = int(self.keepalive * 1000 / 4)
         return encoder.finish(frame)
 
@@ -723,6 +727,18 @@ class Warp(Node):
             if index is None or conn == index:
                 del self._abandoned[seq]
                 self._free_slots()
+
+    def request_blob(self, seq: int) -> Any:
+        """The last blob request ``seq`` went with, while it waits for its answer (the
+        server names it instead of sending the array back: ServerFrame.tail_request)."""
+        with self._lock:
+            pending = self._pending.get(seq)
+            if pending is None or pending.state != _PENDING:
+                return None
+            item = pending.item
+            if type(item) is not EncodedItem or not item.blobs:
+                return None
+            return item.blobs[-1]
 
     def on_draining(self, grace_s: float) -> None:
         log.info("%s: server is draining (grace %.1fs)", self.where, grace_s)

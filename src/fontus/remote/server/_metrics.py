@@ -91,6 +91,7 @@ class _Totals:
     bytes_in: int = 0
     bytes_out: int = 0
     tails: int = 0
+    tail_refs: int = 0
 
     def add(self, session: Any) -> None:
         st = session.stats
@@ -99,6 +100,7 @@ class _Totals:
         self.bytes_in += st.bytes_in
         self.bytes_out += st.bytes_out
         self.tails += st.tails
+        self.tail_refs += st.tail_refs
 
 
 class ServerMetrics:
@@ -214,6 +216,11 @@ class ServerMetrics:
                 "tails",
                 "fontus_server_tails_total",
                 "outputs whose array went back as the tail of their result frame, uncopied",
+            ),
+            (
+                "tail_refs",
+                "fontus_server_tail_refs_total",
+                "outputs whose array was their own request's, named instead of sent back",
             ),
         ):
             counter = CounterMetricFamily(name, doc, labels=["mark"])

@@ -291,6 +291,7 @@ class RemoteServer:
             pack_trees="msgpack" in self.tree_formats and "msgpack" in op.value_formats,
             parts_out=op.frame_parts,
             tails_out=op.frame_tails,
+            tail_refs=op.frame_tails and op.tail_refs,
             max_frame_bytes=self.config.max_message_bytes,
         )
         session.plan = plan
@@ -405,6 +406,7 @@ class RemoteServer:
                     bytes_in=st.bytes_in,
                     bytes_out=st.bytes_out,
                     tails=st.tails,
+                    tail_refs=st.tail_refs,
                     queue_depth=session.in_flight if session.id in active else 0,
                     client=session.client,
                     active=session.id in active,

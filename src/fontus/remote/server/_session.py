@@ -36,6 +36,7 @@ from .._frames import (
     join_results,
     results_in_parts,
     results_with_tail,
+    same_memory,
 )
 from .._limits import WireLimits
 from .._wire.v1 import session_pb2 as spb
@@ -114,6 +115,7 @@ class ServerSession:
         pack_trees: bool = False,
         parts_out: bool = False,
         tails_out: bool = False,
+        tail_refs: bool = False,
         max_frame_bytes: int = 100 * 1024 * 1024,
     ) -> None:
         self.id = f"s{next(_ids)}-{int(time.time()) % 100000}"
@@ -130,6 +132,9 @@ class ServerSession:
         #: Send an array received and passed on as the tail of its result frame, its
         #: request frame as it arrived (the client reads them: Open.frame_tails).
         self.tails_out = tails_out
+        #: Instead of a tail that carried the very request answered, name that request
+        #: (the client holds its array: Open.tail_refs).
+        self.tail_refs = tail_refs
         self._parts_in = PartAssembler(max_frame_bytes)
         self.loop = loop
         self.results: LoopFifo[EncodedItem | StreamEnd | bytes] = LoopFifo()
@@ -159,6 +164,10 @@ class ServerSession:
         # go back as a result frame's tail.  In a shared session a node could emit an
         # array of another session's frame, whose other bytes are not this client's.
         self._tail_frames: dict[int, bytes] = {}
+        # With tail_refs: the last blob of each large request frame not yet finished, by
+        # the seq of the request it belongs to.  An output of that request whose array is
+        # that very memory goes back by reference.  Held, so the memory cannot be reused.
+        self._ref_blobs: dict[int, memoryview] = {}
         self._room = asyncio.Event()
         #: Run work here on the loop instead of the worker thread (nodes declared light;
         #: see _submit).  Built on the loop, so this is the loop's thread.
@@ -171,8 +180,15 @@ class ServerSession:
     # -- called from the worker thread -----------------------------------------
     def output(self, seq: int, exit_name: str, message: Any) -> None:
         item = encode_output(seq, message, exit_name, self.compression, self.pack_trees)
-        if self.tails_out and item.size >= TAIL_MIN_BYTES and attach_tail(item, self._tail_frames):
-            self.stats.tails += 1
+        if item.size >= TAIL_MIN_BYTES:
+            ref = self._ref_blobs.get(seq) if seq and item.blobs else None
+            if ref is not None and same_memory(item.blobs[-1], ref):
+                # The node passed its own input's array on: the client still has it (the
+                # request's Done comes after this output), so nothing needs to go back.
+                item.tail_request = seq
+                self.stats.tail_refs += 1
+            elif self.tails_out and attach_tail(item, self._tail_frames):
+                self.stats.tails += 1
         if seq == 0:
             # Outside update (flush, a node's own thread): nothing to wait for.
             self.push(item)
@@ -372,6 +388,16 @@ class ServerSession:
             if self.tails_out and type(data) is bytes and len(data) >= TAIL_MIN_BYTES:
                 kept = data
                 self._tail_frames[id(data)] = data
+            items = frame.requests.items
+            # The frame's last blob is its last request's when that request is alone or
+            # its blobs start after others' (blob_base > 0): a frame sent in parts too.
+            if (
+                self.tail_refs
+                and len(data) >= TAIL_MIN_BYTES
+                and decoder.blobs
+                and (len(items) == 1 or (items and items[-1].blob_base > 0))
+            ):
+                self._ref_blobs[items[-1].seq] = decoder.blobs[-1]
             for item in frame.requests.items:
                 self._check_seq(item.seq)
                 deadline = now + item.timeout_ms / 1000.0 if item.timeout_ms else 0.0
@@ -454,7 +480,7 @@ class ServerSession:
                 batch = [item]
                 size = item.size
                 # The item whose last blob is sent as the frame's tail (one per frame).
-                tailed = item if item.tail is not None else None
+                tailed = item if item.tail is not None or item.tail_request else None
                 # Requests this frame finishes (Done or Failed), and the last of them.
                 finals, last_final = (1, item.seq) if item.final else (0, 0)
                 if self._outbox:
@@ -473,7 +499,7 @@ class ServerSession:
                     ):
                         pending = nxt
                         break
-                    if nxt.tail is not None:
+                    if nxt.tail is not None or nxt.tail_request:
                         if tailed is not None:
                             pending = nxt
                             break
@@ -523,10 +549,12 @@ class ServerSession:
         """Requests up to ``seq`` are finished (results come in request order)."""
         unfinished = self._unfinished
         while unfinished and unfinished[0][0] <= seq:
-            _, size, kept = unfinished.popleft()
+            last, size, kept = unfinished.popleft()
             self.unfinished_bytes -= size
             if kept is not None:
                 del self._tail_frames[id(kept)]
+            if self._ref_blobs:
+                self._ref_blobs.pop(last, None)
         if self.unfinished_bytes <= MAX_UNFINISHED_BYTES:
             self._room.set()
 

@@ -19,6 +19,8 @@ class SessionStats:
     bytes_out: int = 0
     #: Outputs sent back as the tail of their result frame (the request frame they came in).
     tails: int = 0
+    #: Outputs whose array was the client's own request's, named instead of sent back.
+    tail_refs: int = 0
     latency: LatencyWindow = field(default_factory=LatencyWindow)
 
     def record(self, compute_s: float, failed: bool, outputs: int = 0) -> None:

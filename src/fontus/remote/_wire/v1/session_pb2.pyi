@@ -71,7 +71,7 @@ class GraphSpec(_message.Message):
     def __init__(self, nodes: _Optional[_Iterable[_Union[NodeSpec, _Mapping]]] = ..., links: _Optional[_Iterable[_Union[Link, _Mapping]]] = ..., entries: _Optional[_Iterable[str]] = ..., exits: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Open(_message.Message):
-    __slots__ = ("node", "graph", "client", "window", "encodings", "resume", "protocol_version", "compression", "heartbeat_ms", "value_formats", "frame_parts", "frame_tails")
+    __slots__ = ("node", "graph", "client", "window", "encodings", "resume", "protocol_version", "compression", "heartbeat_ms", "value_formats", "frame_parts", "frame_tails", "tail_refs")
     NODE_FIELD_NUMBER: _ClassVar[int]
     GRAPH_FIELD_NUMBER: _ClassVar[int]
     CLIENT_FIELD_NUMBER: _ClassVar[int]
@@ -84,6 +84,7 @@ class Open(_message.Message):
     VALUE_FORMATS_FIELD_NUMBER: _ClassVar[int]
     FRAME_PARTS_FIELD_NUMBER: _ClassVar[int]
     FRAME_TAILS_FIELD_NUMBER: _ClassVar[int]
+    TAIL_REFS_FIELD_NUMBER: _ClassVar[int]
     node: NodeSpec
     graph: GraphSpec
     client: str
@@ -96,7 +97,8 @@ class Open(_message.Message):
     value_formats: _containers.RepeatedScalarFieldContainer[str]
     frame_parts: bool
     frame_tails: bool
-    def __init__(self, node: _Optional[_Union[NodeSpec, _Mapping]] = ..., graph: _Optional[_Union[GraphSpec, _Mapping]] = ..., client: _Optional[str] = ..., window: _Optional[int] = ..., encodings: _Optional[_Iterable[str]] = ..., resume: _Optional[str] = ..., protocol_version: _Optional[int] = ..., compression: _Optional[str] = ..., heartbeat_ms: _Optional[int] = ..., value_formats: _Optional[_Iterable[str]] = ..., frame_parts: bool = ..., frame_tails: bool = ...) -> None: ...
+    tail_refs: bool
+    def __init__(self, node: _Optional[_Union[NodeSpec, _Mapping]] = ..., graph: _Optional[_Union[GraphSpec, _Mapping]] = ..., client: _Optional[str] = ..., window: _Optional[int] = ..., encodings: _Optional[_Iterable[str]] = ..., resume: _Optional[str] = ..., protocol_version: _Optional[int] = ..., compression: _Optional[str] = ..., heartbeat_ms: _Optional[int] = ..., value_formats: _Optional[_Iterable[str]] = ..., frame_parts: bool = ..., frame_tails: bool = ..., tail_refs: bool = ...) -> None: ...
 
 class Request(_message.Message):
     __slots__ = ("seq", "message", "timeout_ms", "target", "origin", "blob_base")
@@ -135,7 +137,7 @@ class Close(_message.Message):
     def __init__(self) -> None: ...
 
 class ServerFrame(_message.Message):
-    __slots__ = ("opened", "results", "draining", "heartbeat", "blobs", "part_more", "part", "tail_skip")
+    __slots__ = ("opened", "results", "draining", "heartbeat", "blobs", "part_more", "part", "tail_skip", "tail_request")
     OPENED_FIELD_NUMBER: _ClassVar[int]
     RESULTS_FIELD_NUMBER: _ClassVar[int]
     DRAINING_FIELD_NUMBER: _ClassVar[int]
@@ -144,6 +146,7 @@ class ServerFrame(_message.Message):
     PART_MORE_FIELD_NUMBER: _ClassVar[int]
     PART_FIELD_NUMBER: _ClassVar[int]
     TAIL_SKIP_FIELD_NUMBER: _ClassVar[int]
+    TAIL_REQUEST_FIELD_NUMBER: _ClassVar[int]
     opened: Opened
     results: Results
     draining: Draining
@@ -152,7 +155,8 @@ class ServerFrame(_message.Message):
     part_more: bool
     part: bytes
     tail_skip: int
-    def __init__(self, opened: _Optional[_Union[Opened, _Mapping]] = ..., results: _Optional[_Union[Results, _Mapping]] = ..., draining: _Optional[_Union[Draining, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., blobs: _Optional[_Iterable[bytes]] = ..., part_more: bool = ..., part: _Optional[bytes] = ..., tail_skip: _Optional[int] = ...) -> None: ...
+    tail_request: int
+    def __init__(self, opened: _Optional[_Union[Opened, _Mapping]] = ..., results: _Optional[_Union[Results, _Mapping]] = ..., draining: _Optional[_Union[Draining, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., blobs: _Optional[_Iterable[bytes]] = ..., part_more: bool = ..., part: _Optional[bytes] = ..., tail_skip: _Optional[int] = ..., tail_request: _Optional[int] = ...) -> None: ...
 
 class Heartbeat(_message.Message):
     __slots__ = ("server_time",)
@@ -295,7 +299,7 @@ class StatsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class NodeStats(_message.Message):
-    __slots__ = ("session_id", "node", "mark", "requests", "outputs", "failures", "p50_ms", "p99_ms", "bytes_in", "bytes_out", "queue_depth", "client", "active", "tails")
+    __slots__ = ("session_id", "node", "mark", "requests", "outputs", "failures", "p50_ms", "p99_ms", "bytes_in", "bytes_out", "queue_depth", "client", "active", "tails", "tail_refs")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     NODE_FIELD_NUMBER: _ClassVar[int]
     MARK_FIELD_NUMBER: _ClassVar[int]
@@ -310,6 +314,7 @@ class NodeStats(_message.Message):
     CLIENT_FIELD_NUMBER: _ClassVar[int]
     ACTIVE_FIELD_NUMBER: _ClassVar[int]
     TAILS_FIELD_NUMBER: _ClassVar[int]
+    TAIL_REFS_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     node: str
     mark: str
@@ -324,7 +329,8 @@ class NodeStats(_message.Message):
     client: str
     active: bool
     tails: int
-    def __init__(self, session_id: _Optional[str] = ..., node: _Optional[str] = ..., mark: _Optional[str] = ..., requests: _Optional[int] = ..., outputs: _Optional[int] = ..., failures: _Optional[int] = ..., p50_ms: _Optional[float] = ..., p99_ms: _Optional[float] = ..., bytes_in: _Optional[int] = ..., bytes_out: _Optional[int] = ..., queue_depth: _Optional[int] = ..., client: _Optional[str] = ..., active: bool = ..., tails: _Optional[int] = ...) -> None: ...
+    tail_refs: int
+    def __init__(self, session_id: _Optional[str] = ..., node: _Optional[str] = ..., mark: _Optional[str] = ..., requests: _Optional[int] = ..., outputs: _Optional[int] = ..., failures: _Optional[int] = ..., p50_ms: _Optional[float] = ..., p99_ms: _Optional[float] = ..., bytes_in: _Optional[int] = ..., bytes_out: _Optional[int] = ..., queue_depth: _Optional[int] = ..., client: _Optional[str] = ..., active: bool = ..., tails: _Optional[int] = ..., tail_refs: _Optional[int] = ...) -> None: ...
 
 class StatsReply(_message.Message):
     __slots__ = ("uptime_s", "active_sessions", "sessions_total", "nodes", "requests_total", "failures_total")
