@@ -25,7 +25,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,9 @@ import yaml
 from fontus.core import Message, Pipeline, Registry, Sink
 from fontus.nodes import PROCESSOR_MARKS
 from fontus.remote._frames import (
+    EncodedItem,
     PartAssembler,
+    add_request_blob,
     add_tail,
     control_frame,
     decode_frame,
@@ -365,10 +367,17 @@ def node_server(gain_config: Path) -> Iterator[LoopbackServer]:
 
 
 # -- reading a raw Session stream's result frames, as a Fontus client does ------------
-# Parts assembled (decision 0012), tails added (decision 0015): tests of either see
-# each result frame once, with its decoder and its tail (None: none).
-def _result_frames(messages: list[bytes]) -> Iterator[tuple[Any, Any, bytes | None]]:
-    """Each result frame of a session's messages, with its decoder and its tail."""
+# Parts assembled (decision 0012), tails added (decision 0015), named tails read with
+# the client's own requests (decision 0016): tests of any see each result frame once,
+# with its decoder and its tail (None: none sent).
+def _result_frames(
+    messages: list[bytes], requests: Mapping[int, EncodedItem] | None = None
+) -> Iterator[tuple[Any, Any, bytes | None]]:
+    """Each result frame of a session's messages, with its decoder and its tail.
+
+    ``requests``: the client's requests by seq, for frames that name one
+    (``tail_request``); without them such a frame fails the test.
+    """
     assembler = PartAssembler(1 << 30)
     pending: tuple[Any, Any] | None = None
     for data in messages:
@@ -382,8 +391,10 @@ def _result_frames(messages: list[bytes]) -> Iterator[tuple[Any, Any, bytes | No
             continue
         frame = spb.ServerFrame()
         decoder = decode_frame(whole, frame)
-        # Tails by reference need the client's own requests: see test_array_refs.py.
-        assert not frame.tail_request, "a tail by reference: read it with the request's blob"
+        if frame.tail_request:
+            assert requests is not None, "a frame names a request: pass the client's requests"
+            own = requests[frame.tail_request].blobs[-1]
+            decoder = add_request_blob(decoder, own, frame.tail_request)
         if frame.tail_skip:
             pending = frame, decoder
         elif frame.WhichOneof("kind") == "results":
@@ -392,21 +403,23 @@ def _result_frames(messages: list[bytes]) -> Iterator[tuple[Any, Any, bytes | No
     assert assembler.incomplete() is None, "the stream ended in the middle of a frame in parts"
 
 
-def _outputs(messages: list[bytes]) -> list[Message[Any]]:
+def _outputs(
+    messages: list[bytes], requests: Mapping[int, EncodedItem] | None = None
+) -> list[Message[Any]]:
     """The output messages of a session's result frames."""
     return [
         item_decoder(decoder, r.blob_base).message(r.output.message)
-        for frame, decoder, _ in _result_frames(messages)
+        for frame, decoder, _ in _result_frames(messages, requests)
         for r in frame.results.items
         if r.WhichOneof("kind") == "output"
     ]
 
 
 @pytest.fixture(scope="session")
-def result_frames() -> Callable[[list[bytes]], Iterator[tuple[Any, Any, bytes | None]]]:
+def result_frames() -> Callable[..., Iterator[tuple[Any, Any, bytes | None]]]:
     return _result_frames
 
 
 @pytest.fixture(scope="session")
-def outputs() -> Callable[[list[bytes]], list[Message[Any]]]:
+def outputs() -> Callable[..., list[Message[Any]]]:
     return _outputs

@@ -52,6 +52,9 @@ class Results:
     def on_draining(self, grace_s: float) -> None:
         pass
 
+    def request_blob(self, seq: int) -> Any:
+        return None
+
     def on_end(self, error: Any) -> None:
         self.ended.append(error)
 
@@ -255,8 +258,12 @@ _TAILED = b"\x12\x00\x60\x05"
             [_TAILED, b"1234"],
             "malformed result frame: tail_skip 5 is beyond the 4 bytes of the frame's tail",
         ),
+        (
+            [_TAILED + b"\x58\x01"],  # tail_skip 5 and tail_request 1 (decision 0016)
+            "malformed result frame: a frame has both tail_skip and tail_request",
+        ),
     ],
-    ids=["part then end", "tail due then end", "tail not blobs", "tail too short"],
+    ids=["part then end", "tail due then end", "tail not blobs", "tail too short", "both tails"],
 )
 def test_a_server_ending_its_stream_in_the_middle_of_a_frame_is_an_error(
     open_frame: Callable[..., bytes], messages: list[bytes], error: str

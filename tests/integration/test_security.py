@@ -183,6 +183,9 @@ class _Collect:
     def on_draining(self, grace_s: float) -> None:
         pass
 
+    def request_blob(self, seq: int) -> Any:
+        return None
+
     def on_end(self, error: RemoteError | None) -> None:
         self.error = error
         self.ended.set()

@@ -69,8 +69,9 @@ class EncodedItem:
     tail: bytes | None = None
     #: Bytes of ``tail`` before that blob's field: the receiver skips them.
     tail_skip: int = 0
-    #: Nonzero: ``tail`` carried this very request, so its last blob goes back as a
-    #: reference (``ServerFrame.tail_request``) and the tail is not sent at all.
+    #: Nonzero (with ``tail`` None): the seq of the request this item answers, whose
+    #: own last blob this item's last blob is; it goes back as that reference
+    #: (``ServerFrame.tail_request``), numbered as a tail's blob, and is not sent.
     tail_request: int = 0
 
 
@@ -278,10 +279,7 @@ def add_tail(decoder: WireDecoder, tail: bytes, skip: int) -> WireDecoder:
         )
     if not blobs:
         raise WireError("a frame's tail holds no blob")
-    total = len(decoder.blobs) + len(blobs)
-    if total > decoder.limits.max_blobs:
-        raise WireError(f"too many blobs: {total} in one frame and its tail, over the limit")
-    return WireDecoder(decoder.blobs + blobs, decoder.limits)
+    return _with_blobs(decoder, blobs, "and its tail")
 
 
 def add_request_blob(decoder: WireDecoder, blob: Any, seq: int) -> WireDecoder:
@@ -293,12 +291,15 @@ def add_request_blob(decoder: WireDecoder, blob: Any, seq: int) -> WireDecoder:
     it share it, read-only, as arrays read from a received frame share the frame.
     """
     view = memoryview(b"") if blob is None else memoryview(blob).cast("B").toreadonly()
-    total = len(decoder.blobs) + 1
+    return _with_blobs(decoder, [view], f"with request {seq}'s")
+
+
+def _with_blobs(decoder: WireDecoder, blobs: list[memoryview], what: str) -> WireDecoder:
+    """``decoder`` with ``blobs`` numbered after its own, within the frame's blob limit."""
+    total = len(decoder.blobs) + len(blobs)
     if total > decoder.limits.max_blobs:
-        raise WireError(
-            f"too many blobs: {total} in one frame with request {seq}'s, over the limit"
-        )
-    return WireDecoder([*decoder.blobs, view], decoder.limits)
+        raise WireError(f"too many blobs: {total} in one frame {what}, over the limit")
+    return WireDecoder(decoder.blobs + blobs, decoder.limits)
 
 
 #: A frame at least this large travels in parts of this size (the last one smaller)

@@ -291,7 +291,7 @@ class RemoteServer:
             pack_trees="msgpack" in self.tree_formats and "msgpack" in op.value_formats,
             parts_out=op.frame_parts,
             tails_out=op.frame_tails,
-            tail_refs=op.frame_tails and op.tail_refs,
+            tail_refs=op.tail_refs,
             max_frame_bytes=self.config.max_message_bytes,
         )
         session.plan = plan

@@ -132,8 +132,8 @@ class ServerSession:
         #: Send an array received and passed on as the tail of its result frame, its
         #: request frame as it arrived (the client reads them: Open.frame_tails).
         self.tails_out = tails_out
-        #: Instead of a tail that carried the very request answered, name that request
-        #: (the client holds its array: Open.tail_refs).
+        #: Name the request answered instead of sending back its own array, passed on
+        #: (the client holds it: Open.tail_refs).
         self.tail_refs = tail_refs
         self._parts_in = PartAssembler(max_frame_bytes)
         self.loop = loop
@@ -395,7 +395,8 @@ class ServerSession:
                 self.tail_refs
                 and len(data) >= TAIL_MIN_BYTES
                 and decoder.blobs
-                and (len(items) == 1 or (items and items[-1].blob_base > 0))
+                and items
+                and (len(items) == 1 or items[-1].blob_base > 0)
             ):
                 self._ref_blobs[items[-1].seq] = decoder.blobs[-1]
             for item in frame.requests.items:
