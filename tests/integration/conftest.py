@@ -10,7 +10,8 @@ Helpers, as fixtures of the same names (test modules cannot import a
 conftest): ``fontus`` runs the command line, ``fontus_many`` runs several
 commands at once, ``write_pipeline`` writes a pipeline file, ``build_pipeline``
 builds an in-process pipeline whose ``collect`` sinks keep what they receive
-(``pipeline.nodes[name].messages``; with ``run_for=S`` it is also run to its
+(``pipeline.nodes[name].messages``) and whose ``raw_frames`` sources make
+their arrays over ``bytes`` (with ``run_for=S`` it is also run to its
 end, which must be ``done`` within S seconds), ``open_frame`` serializes the
 Open of a raw session to one node, ``listening`` starts a ``fontus`` command
 that listens (``remotize``).  Everything listens on 127.0.0.1 only.
@@ -30,15 +31,17 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import numpy as np
 import pytest
 import yaml
 
-from fontus.core import Message, Pipeline, Registry, Sink
+from fontus.core import ImagePayload, Message, Pipeline, Registry, Sink, Source
 from fontus.nodes import PROCESSOR_MARKS
 from fontus.remote._frames import (
     EncodedItem,
     PartAssembler,
     add_request_blob,
+    add_sized_tail,
     add_tail,
     control_frame,
     decode_frame,
@@ -185,6 +188,23 @@ class Collect(Sink):
         self.messages.append(message)
 
 
+class RawFrames(Source):
+    """``frames`` rgb24 frames, each array made over a ``bytes`` object with
+    ``numpy.frombuffer`` as a source reading raw video from a pipe makes it (tests only)."""
+
+    mark = "raw_frames"
+
+    def __init__(self, width: int = 64, height: int = 48, frames: int = 3) -> None:
+        self.width, self.height, self.frames = width, height, frames
+
+    def generate(self) -> Iterator[ImagePayload]:
+        row = np.arange(self.width * 3, dtype=np.uint8)
+        for i in range(self.frames):
+            data = (np.tile(row, self.height) + i).astype(np.uint8).tobytes()
+            shape = (self.height, self.width, 3)
+            yield ImagePayload.from_array(np.frombuffer(data, np.uint8).reshape(shape))
+
+
 def _build_pipeline(
     nodes: list[dict[str, Any]],
     links: Sequence[tuple[str, str]],
@@ -196,6 +216,7 @@ def _build_pipeline(
     within ``run_for`` seconds when given."""
     registry = Registry()
     registry.add(Collect)
+    registry.add(RawFrames)
     raw = {
         "version": "1",
         "pipeline": {
@@ -220,6 +241,7 @@ def _open_frame(
     frame_parts: bool = False,
     frame_tails: bool = False,
     tail_refs: bool = False,
+    sized_tails: bool = False,
     window: int = 4,
 ) -> bytes:
     """The Open frame of a raw session to one ``mark`` node."""
@@ -233,6 +255,7 @@ def _open_frame(
     op.frame_parts = frame_parts
     op.frame_tails = frame_tails
     op.tail_refs = tail_refs
+    op.sized_tails = sized_tails
     return control_frame(frame)
 
 
@@ -367,8 +390,8 @@ def node_server(gain_config: Path) -> Iterator[LoopbackServer]:
 
 
 # -- reading a raw Session stream's result frames, as a Fontus client does ------------
-# Parts assembled (decision 0012), tails added (decision 0015), named tails read with
-# the client's own requests (decision 0016): tests of any see each result frame once,
+# Parts assembled (decision 0012), tails added (decisions 0015, 0017), named tails read
+# with the client's own requests (decision 0016): tests of any see each result frame once,
 # with its decoder and its tail (None: none sent).
 def _result_frames(
     messages: list[bytes], requests: Mapping[int, EncodedItem] | None = None
@@ -384,7 +407,10 @@ def _result_frames(
         if pending is not None:
             frame, decoder = pending
             pending = None
-            yield frame, add_tail(decoder, data, frame.tail_skip), data
+            if frame.tail_size:
+                yield frame, add_sized_tail(decoder, data, frame.tail_size), data
+            else:
+                yield frame, add_tail(decoder, data, frame.tail_skip), data
             continue
         whole = assembler.add(data)
         if whole is None:
@@ -395,7 +421,7 @@ def _result_frames(
             assert requests is not None, "a frame names a request: pass the client's requests"
             own = requests[frame.tail_request].blobs[-1]
             decoder = add_request_blob(decoder, own, frame.tail_request)
-        if frame.tail_skip:
+        if frame.tail_skip or frame.tail_size:
             pending = frame, decoder
         elif frame.WhichOneof("kind") == "results":
             yield frame, decoder, None

@@ -8,6 +8,10 @@ itself. A Warp asks for tails; what its node emits is what it emits locally.
 
 A client that says ``tail_refs`` gets an array of the very request answered
 back as that request's seq only (decision 0016; see the second half).
+
+A client whose array already is the end of a ``bytes`` sends it as its request
+frame's tail (``ClientFrame.tail_size``, decision 0017; the last part), and a
+client that says ``sized_tails`` gets such arrays back the same way.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import grpc
 import numpy as np
 import pytest
 
@@ -24,10 +29,13 @@ from fontus.remote._frames import (
     PART_BYTES,
     TAIL_MIN_BYTES,
     EncodedItem,
+    attach_request_tail,
+    control_frame,
     encode_request,
     item_decoder,
     join_requests,
     requests_in_parts,
+    requests_with_tail,
 )
 from fontus.remote._wire.v1 import session_pb2 as spb
 from fontus.remote.codec import WireEncoder
@@ -192,10 +200,21 @@ def test_an_image_of_another_session_never_goes_back_as_a_tail(
     )
     assert outputs(first[1:]) == []  # nothing held before it
     b_frame = join_requests([encode_request(1, Message(frame_image(22)))])
-    # B and C read tails by reference as well: never one for an image not their own.
+    # B and C read tails by reference and by size as well: never one for an image not
+    # their own.
     second = raw_session(
         shared_latest.target,
-        [open_frame("b", name="latest", mark="latest", frame_tails=True, tail_refs=True), b_frame],
+        [
+            open_frame(
+                "b",
+                name="latest",
+                mark="latest",
+                frame_tails=True,
+                tail_refs=True,
+                sized_tails=True,
+            ),
+            b_frame,
+        ],
     )
     (got,) = outputs(second[1:])
     assert np.array_equal(got.payload.image, image.image)
@@ -204,7 +223,17 @@ def test_an_image_of_another_session_never_goes_back_as_a_tail(
     # B's image comes out in session C's answer: C sent equal bytes, but not that frame.
     third = raw_session(
         shared_latest.target,
-        [open_frame("c", name="latest", mark="latest", frame_tails=True, tail_refs=True), b_frame],
+        [
+            open_frame(
+                "c",
+                name="latest",
+                mark="latest",
+                frame_tails=True,
+                tail_refs=True,
+                sized_tails=True,
+            ),
+            b_frame,
+        ],
     )
     assert [tail for _, _, tail in result_frames(third[1:])] == [None]
 
@@ -380,3 +409,163 @@ def test_a_late_answer_naming_a_request_the_warp_gave_up_on_is_dropped(
     assert extra["reconnects"] == 0
     rows = [n for n in admin.server_stats(server.target).nodes if n["session"] == extra["session"]]
     assert [n["tail_refs"] for n in rows] == [1]
+
+
+# -- tails by size (decision 0017) --------------------------------------------------
+# A request whose last array is the end of a bytes object goes as a message and that
+# object (ClientFrame.tail_size): the client copies nothing.  A client that says
+# sized_tails gets it back the same way: the server copies nothing either.
+def over_bytes(seed: int, before: bytes = b"") -> tuple[bytes, ImagePayload]:
+    """An image over a bytes object (``before`` its first bytes), and that object."""
+    image = frame_image(seed).image
+    raw = before + image.tobytes()
+    array = np.frombuffer(raw, np.uint8)[len(before) :].reshape(image.shape)
+    return raw, ImagePayload.from_array(array)
+
+
+def tailed_request(seq: int, payload: ImagePayload) -> tuple[bytes, bytes]:
+    item = encode_request(seq, Message(payload))
+    assert attach_request_tail(item)
+    return requests_with_tail([item], item)
+
+
+@pytest.mark.parametrize("sized", [True, False], ids=["client reads sized tails", "not"])
+def test_a_request_tail_is_read_and_handed_back_uncopied(
+    server: LoopbackServer,
+    sized: bool,
+    open_frame: Callable[..., bytes],
+    raw_session: RawSession,
+    result_frames: ResultFrames,
+) -> None:
+    # Three requests over bytes, one with 1000 bytes before its array (sent, not read).
+    sent = [over_bytes(30), over_bytes(31, before=b"x" * 1000), over_bytes(32)]
+    client = f"sized-{sized}"
+    messages = [open_frame(client, frame_tails=True, sized_tails=sized, window=4)]
+    for seq, (_, payload) in enumerate(sent, 1):
+        messages.extend(tailed_request(seq, payload))
+    received = raw_session(server.target, messages)
+    frames = list(result_frames(received[1:]))
+    got = [
+        item_decoder(decoder, r.blob_base).message(r.output.message)
+        for frame, decoder, _ in frames
+        for r in frame.results.items
+        if r.WhichOneof("kind") == "output"
+    ]
+    assert len(got) == 3
+    for message, (_, payload) in zip(got, sent, strict=True):
+        assert np.array_equal(message.payload.image, payload.image)
+    (row,) = session_rows(server.target, client)
+    assert row["requests"] == 3
+    tails = [tail for _, _, tail in frames if tail is not None]
+    if sized:
+        # Each comes back as the very bytes it went in, the bytes before it included.
+        assert tails == [raw for raw, _ in sent]
+        assert [f.tail_size for f, _, t in frames if t is not None] == [sent[0][1].image.nbytes] * 3
+        assert row["tails"] == 3
+    else:
+        # A client that reads tail_skip only: no blob field precedes these arrays in
+        # their tails, so they come back in whole frames.
+        assert tails == [] and row["tails"] == 0
+
+
+def test_a_broken_request_tail_ends_its_session_only(
+    server: LoopbackServer, open_frame: Callable[..., bytes], raw_session: RawSession
+) -> None:
+    payload = over_bytes(33)[1]
+    message, tail = tailed_request(1, payload)
+    configure = spb.ClientFrame()
+    configure.configure.seq = 1
+    configure.tail_size = 5
+    cases = {
+        "a tail shorter than its size": (
+            [message, tail[:100]],
+            f"malformed frame: tail_size {payload.image.nbytes} is beyond the 100 bytes of "
+            "the frame's tail",
+        ),
+        "tail_size on a Configure": (
+            [control_frame(configure)],
+            "malformed frame: tail_size on a frame without requests (configure)",
+        ),
+        "no tail before half-close": (
+            [message],
+            "the client half-closed with a frame whose tail (tail_size) never came",
+        ),
+    }
+    options = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
+    for name, (frames, error) in cases.items():
+        with grpc.insecure_channel(server.target, options=options) as channel:
+            call = channel.stream_stream("/fontus.v1.Remote/Session")(
+                iter([open_frame(f"broken-{len(frames)}"), *frames]), timeout=SESSION_TIMEOUT_S
+            )
+            with pytest.raises(grpc.RpcError) as info:
+                list(call)
+            assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT, name
+            assert error in info.value.details(), (name, info.value.details())
+    # The server goes on: a good session right after.
+    received = raw_session(server.target, [open_frame("after-broken"), message, tail])
+    assert len(received) > 1
+
+
+def test_a_warp_sends_arrays_over_bytes_and_forwards_what_it_received_uncopied(
+    server: LoopbackServer,
+    catalogue_server: LoopbackServer,
+    build_pipeline: Callable[..., Pipeline],
+) -> None:
+    # 12 1080p frames over bytes through a remote identity at window 8 (array_refs off,
+    # so they come back): every request goes as its frame's tail, even one sent alone
+    # (no parts), and every answer comes back as one.  Then a second remote identity on
+    # another server: what the first Warp emits is the end of a frame it received, so
+    # it goes on uncopied too.
+    frames = 12
+    pipeline = build_pipeline(
+        [
+            {
+                "name": "cam",
+                "mark": "raw_frames",
+                "configuration": {"width": 1920, "height": 1080, "frames": frames},
+            },
+            {
+                "name": "a",
+                "mark": "identity",
+                "remote": {"target": server.target, "window": 8, "array_refs": False},
+            },
+            {
+                "name": "b",
+                "mark": "identity",
+                "remote": {"target": catalogue_server.target, "window": 8, "array_refs": False},
+            },
+            {"name": "out", "mark": "collect"},
+        ],
+        [("cam", "a"), ("a", "b"), ("b", "out")],
+        run_for=SESSION_TIMEOUT_S,
+    )
+    a = pipeline.nodes["a"]._conns[0].stream
+    b = pipeline.nodes["b"]._conns[0].stream
+    assert (a.tails_out, a.tails_in) == (frames, frames)
+    assert (b.tails_out, b.tails_in) == (frames, frames)
+    got = pipeline.nodes["out"].messages
+    assert len(got) == frames
+    for i, message in enumerate(got):
+        image = message.payload.image
+        assert image.shape == (1080, 1920, 3)
+        assert int(image[0, 0, 0]) == i and int(image[-1, -1, -1]) == (5759 + i) % 256
+    # With array_refs on (the default), the requests still go as tails and every answer
+    # names its request: nothing of the arrays comes back.
+    named = build_pipeline(
+        [
+            {
+                "name": "cam",
+                "mark": "raw_frames",
+                "configuration": {"width": 1920, "height": 1080, "frames": frames},
+            },
+            {"name": "a", "mark": "identity", "remote": {"target": server.target, "window": 8}},
+            {"name": "out", "mark": "collect"},
+        ],
+        [("cam", "a"), ("a", "out")],
+        run_for=SESSION_TIMEOUT_S,
+    )
+    a = named.nodes["a"]._conns[0].stream
+    assert (a.tails_out, a.tail_refs_in, a.tails_in) == (frames, frames, 0)
+    assert [int(m.payload.image[0, 0, 0]) for m in named.nodes["out"].messages] == list(
+        range(frames)
+    )

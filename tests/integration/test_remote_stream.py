@@ -239,6 +239,8 @@ def test_a_large_request_ends_its_frame(
 
 #: A ServerFrame with results and tail_skip 5: its tail is the next message.
 _TAILED = b"\x12\x00\x60\x05"
+#: A ServerFrame with results and tail_size 5: its last blob ends the next message.
+_SIZED = b"\x12\x00\x50\x05"
 
 
 @pytest.mark.parametrize(
@@ -260,10 +262,30 @@ _TAILED = b"\x12\x00\x60\x05"
         ),
         (
             [_TAILED + b"\x58\x01"],  # tail_skip 5 and tail_request 1 (decision 0016)
-            "malformed result frame: a frame has both tail_skip and tail_request",
+            "malformed result frame: a frame has more than one of tail_skip, tail_size and "
+            "tail_request",
+        ),
+        ([_SIZED], "the server ended the stream before the tail of its last frame"),
+        (
+            [_SIZED, b"1234"],
+            "malformed result frame: tail_size 5 is beyond the 4 bytes of the frame's tail",
+        ),
+        (
+            [_TAILED + b"\x50\x05"],  # tail_skip 5 and tail_size 5 (decision 0017)
+            "malformed result frame: a frame has more than one of tail_skip, tail_size and "
+            "tail_request",
         ),
     ],
-    ids=["part then end", "tail due then end", "tail not blobs", "tail too short", "both tails"],
+    ids=[
+        "part then end",
+        "tail due then end",
+        "tail not blobs",
+        "tail too short",
+        "skip and request",
+        "sized tail due then end",
+        "sized tail too short",
+        "skip and size",
+    ],
 )
 def test_a_server_ending_its_stream_in_the_middle_of_a_frame_is_an_error(
     open_frame: Callable[..., bytes], messages: list[bytes], error: str

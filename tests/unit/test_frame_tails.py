@@ -11,6 +11,12 @@ Tails by reference (decision 0016), the second half: when the array is the one
 of the very request answered, the result frame says ``tail_request`` = that
 request's seq instead, and the client puts its own last blob of that request
 where the tail's blob would have been.
+
+Tails by size (decision 0017), the last part: a client sends a request array
+that already is the end of a ``bytes`` object (made over bytes read from a
+pipe, or read from a received frame) as its frame's tail, ``ClientFrame.tail_size``
+saying how many of the tail's last bytes are the blob; a server hands such an
+array back the same way (``ServerFrame.tail_size``), blob field or not.
 """
 
 from __future__ import annotations
@@ -24,11 +30,14 @@ from fontus.core import ImagePayload, Message, ObjectPayload, VideoPayload, Wire
 from fontus.remote._arrays import CompressionConfig, available_compressions
 from fontus.remote._blobs import _BLOB_TAG, _varint
 from fontus.remote._frames import (
+    TAIL_MAX_SKIP,
     TAIL_MIN_BYTES,
     EncodedItem,
     PartAssembler,
     add_request_blob,
+    add_sized_tail,
     add_tail,
+    attach_request_tail,
     attach_tail,
     decode_frame,
     encode_done,
@@ -37,6 +46,7 @@ from fontus.remote._frames import (
     item_decoder,
     join_requests,
     requests_in_parts,
+    requests_with_tail,
     results_with_tail,
     same_memory,
 )
@@ -312,3 +322,131 @@ def test_same_memory_needs_the_same_start_and_size() -> None:
     assert not same_memory(image, image.copy())
     assert not same_memory(image, image[:, :4095])  # same start, shorter
     assert not same_memory(image[:, 1:], image[:, :4095])  # same size, later start
+
+
+# -- tails by size (decision 0017) ---------------------------------------------------
+def over_bytes(nbytes: int, seed: int = 0, before: bytes = b"") -> tuple[bytes, np.ndarray]:
+    """An image array made over a ``bytes`` object (``before`` its first bytes), as a
+    source reading raw frames from a pipe makes it, and that object."""
+    raw = before + pixels(nbytes, seed).tobytes()
+    return raw, np.frombuffer(raw, np.uint8)[len(before) :].reshape(1, nbytes, 1)
+
+
+def server_side(message: bytes, tail: bytes) -> tuple[Any, list[Message[Any]]]:
+    """The request frame and its messages, as the server decodes a frame and its tail."""
+    frame = spb.ClientFrame()
+    decoder = add_sized_tail(decode_frame(message, frame), tail, frame.tail_size)
+    messages = [item_decoder(decoder, r.blob_base).message(r.message) for r in frame.requests.items]
+    return frame, messages
+
+
+def test_a_request_array_over_bytes_goes_as_its_frame_s_tail_uncopied() -> None:
+    raw, image = over_bytes(TAIL_MIN_BYTES + 3, 1)
+    small = encode_request(1, Message(ImagePayload.from_array(pixels(2000, 2))))
+    item = encode_request(2, Message(ImagePayload.from_array(image), meta={"k": "v"}))
+    assert attach_request_tail(item)
+    assert item.tail is raw and item.tail_size == image.nbytes
+    message, tail = requests_with_tail([small, item], item)
+    assert tail is raw  # the very bytes: nothing copied
+    assert len(message) < 2000 + 400  # the small request's array, heads, not the large one
+    frame, (one, two) = server_side(message, tail)
+    assert frame.tail_size == image.nbytes
+    assert np.array_equal(one.payload.image, pixels(2000, 2))
+    assert np.array_equal(two.payload.image, image) and two.meta["k"] == "v"
+    assert np.shares_memory(two.payload.image, np.frombuffer(raw, np.uint8))
+    assert not two.payload.image.flags.writeable
+
+
+def test_a_tailed_request_s_other_arrays_are_numbered_before_its_tail() -> None:
+    # A video whose second frame is over bytes: its first travels in the message.
+    first = pixels(3000, 3)
+    _, last = over_bytes(TAIL_MIN_BYTES, 4)
+    video = VideoPayload(
+        (ImagePayload.from_array(first), ImagePayload.from_array(last)), frames_per_second=30.0
+    )
+    before = encode_request(1, Message(ImagePayload.from_array(pixels(700, 5))))
+    item = encode_request(2, Message(video))
+    assert attach_request_tail(item)
+    _, (one, two) = server_side(*requests_with_tail([before, item], item))
+    assert np.array_equal(one.payload.image, pixels(700, 5))
+    assert np.array_equal(two.payload.frames[0].image, first)
+    assert np.array_equal(two.payload.frames[1].image, last)
+    assert two.payload.frames_per_second == 30.0
+
+
+def test_request_arrays_that_are_not_the_end_of_a_bytes_get_no_tail() -> None:
+    raw, image = over_bytes(TAIL_MIN_BYTES * 2, 6)
+    cases = {
+        "an array numpy made": pixels(TAIL_MIN_BYTES * 2, 6),
+        "a copy of one over bytes": image.copy(),
+        "the start of one over bytes": image[:, :-1],
+        "a small array over bytes": over_bytes(TAIL_MIN_BYTES - 1, 7)[1],
+        # Sending the bytes before it again would cost more than the copy saves.
+        "one far from the start of its bytes": over_bytes(
+            TAIL_MIN_BYTES, 8, before=bytes(TAIL_MAX_SKIP + 1)
+        )[1],
+    }
+    for name, array in cases.items():
+        item = encode_request(1, Message(ImagePayload.from_array(array)))
+        assert not attach_request_tail(item), name
+        assert item.tail is None and item.tail_size == 0, name
+    assert not attach_request_tail(encode_request(1, Message(ObjectPayload({"a": 1}))))
+    # The end of one over bytes, the rest of the bytes before it: it goes, and the
+    # receiver reads only the array.
+    end = image[:, 100:]
+    item = encode_request(1, Message(ImagePayload.from_array(end)))
+    assert attach_request_tail(item) and item.tail is raw and item.tail_size == end.nbytes
+    _, (message,) = server_side(*requests_with_tail([item], item))
+    assert np.array_equal(message.payload.image, end)
+
+
+def test_an_array_read_from_a_received_frame_goes_on_as_a_tail() -> None:
+    # A Warp's output sent on to the next remote node: its array is the end of the
+    # result frame received, preceded there by that frame's heads (the skip).
+    image = pixels(TAIL_MIN_BYTES, 9)
+    data, (message,) = received([encode_request(1, Message(ImagePayload.from_array(image)))])
+    item = encode_request(5, message)
+    assert attach_request_tail(item) and item.tail is data
+    _, (again,) = server_side(*requests_with_tail([item], item))
+    assert np.array_equal(again.payload.image, image)
+
+
+def test_the_server_hands_a_request_tail_back_by_size() -> None:
+    raw, image = over_bytes(TAIL_MIN_BYTES, 10)
+    request = encode_request(4, Message(ImagePayload.from_array(image)))
+    assert attach_request_tail(request)
+    message, tail = requests_with_tail([request], request)
+    _, (received_message,) = server_side(message, tail)
+    item = encode_output(4, received_message)
+    # Only the session's own tail; and no blob field precedes the array in it, so a
+    # client reading tail_skip only cannot take it.
+    assert not attach_tail(item, own(), sized=True)
+    assert not attach_tail(item, own(tail), sized=False)
+    assert item.tail is None
+    assert attach_tail(item, own(tail), sized=True)
+    assert item.tail is raw and item.tail_size == image.nbytes and item.tail_skip == 0
+    result, back = results_with_tail([item, encode_done(4, 0.0, 0.001, 1)], item)
+    assert back is raw and len(result) < 200
+    frame = spb.ServerFrame()
+    decoder = add_sized_tail(decode_frame(result, frame), back, frame.tail_size)
+    assert (frame.tail_size, frame.tail_skip, frame.tail_request) == (image.nbytes, 0, 0)
+    out = item_decoder(decoder, frame.results.items[0].blob_base).message(
+        frame.results.items[0].output.message
+    )
+    assert np.array_equal(out.payload.image, image)
+    # A request frame's array, preceded by its blob field, goes by size too.
+    data, (message2,) = received([encode_request(1, Message(ImagePayload.from_array(image)))])
+    sized = encode_output(1, message2)
+    assert attach_tail(sized, own(data), sized=True) and sized.tail is data
+    assert sized.tail_size == image.nbytes
+
+
+def test_a_broken_sized_tail_is_refused_with_a_precise_error() -> None:
+    decoder = WireDecoder([], WireLimits(max_blobs=1))
+    with pytest.raises(WireError, match="tail_size 11 is beyond the 10 bytes of the frame's tail"):
+        add_sized_tail(decoder, b"0123456789", 11)
+    full = WireDecoder([memoryview(b"a")], WireLimits(max_blobs=1))
+    with pytest.raises(WireError, match="too many blobs: 2 in one frame and its tail"):
+        add_sized_tail(full, b"0123456789", 4)
+    (blob,) = add_sized_tail(decoder, b"0123456789", 4).blobs
+    assert bytes(blob) == b"6789"

@@ -30,7 +30,9 @@ __all__ = [
     "PartAssembler",
     "PartsTooLarge",
     "add_request_blob",
+    "add_sized_tail",
     "add_tail",
+    "attach_request_tail",
     "attach_tail",
     "decode_frame",
     "encode_done",
@@ -40,6 +42,7 @@ __all__ = [
     "join_requests",
     "join_results",
     "requests_in_parts",
+    "requests_with_tail",
     "results_in_parts",
     "results_with_tail",
     "same_memory",
@@ -52,6 +55,8 @@ _REQUEST_BASE_TAG = bytes([6 << 3])  # Request.blob_base (varint)
 _RESULT_BASE_TAG = bytes([5 << 3])  # Result.blob_base (varint)
 _TAIL_SKIP_TAG = bytes([12 << 3])  # ServerFrame.tail_skip (varint)
 _TAIL_REQUEST_TAG = bytes([11 << 3])  # ServerFrame.tail_request (varint)
+_CLIENT_TAIL_SIZE_TAG = bytes([12 << 3])  # ClientFrame.tail_size (varint)
+_SERVER_TAIL_SIZE_TAG = bytes([10 << 3])  # ServerFrame.tail_size (varint)
 
 
 @dataclass(slots=True)
@@ -64,11 +69,16 @@ class EncodedItem:
     size: int
     #: True for Done and Failed: the request is finished.
     final: bool = False
-    #: The request frame (as received) whose end is this item's last blob, which then
-    #: travels as the tail of the result frame instead of being copied into it.
+    #: A ``bytes`` object whose end is this item's last blob, which then travels as
+    #: the tail of its frame instead of being copied into it: a request frame or tail
+    #: as received (a result), or whatever the array was made over (a request).
     tail: bytes | None = None
-    #: Bytes of ``tail`` before that blob's field: the receiver skips them.
+    #: Bytes of ``tail`` before that blob's field: the receiver skips them
+    #: (``ServerFrame.tail_skip``; zero when the tail goes by size).
     tail_skip: int = 0
+    #: The blob's size: the receiver reads the tail's last ``tail_size`` bytes
+    #: (``ClientFrame.tail_size`` / ``ServerFrame.tail_size``).
+    tail_size: int = 0
     #: Nonzero (with ``tail`` None): the seq of the request this item answers, whose
     #: own last blob this item's last blob is; it goes back as that reference
     #: (``ServerFrame.tail_request``), numbered as a tail's blob, and is not sent.
@@ -141,6 +151,7 @@ def _pieces(
     outer_tag: bytes,
     base_tag: bytes,
     tailed: EncodedItem | None = None,
+    size_tag: bytes = _SERVER_TAIL_SIZE_TAG,
 ) -> tuple[list[Any], int]:
     """The buffers whose concatenation is the frame carrying ``items``, and its size.
 
@@ -148,8 +159,8 @@ def _pieces(
     in the frame's tail, whose blobs are numbered after the frame's own, so the
     item's other blobs come last here and its ``blob_base`` is set to match; the
     frame's ``tail_skip`` goes between the results and the blobs (its head stays one
-    range for the receiver's blob split).  A tail sent by reference (``tail_request``)
-    puts that field there instead.
+    range for the receiver's blob split).  A tail sent by size (``tail_size``, field
+    ``size_tag``) or by reference (``tail_request``) puts that field there instead.
     """
     parts: list[Any] = []
     blob_parts: list[Any] = []
@@ -187,6 +198,8 @@ def _pieces(
         skip = b""
     elif tailed.tail_request:
         skip = _TAIL_REQUEST_TAG + _varint(tailed.tail_request)
+    elif tailed.tail_size:
+        skip = size_tag + _varint(tailed.tail_size)
     else:
         skip = _TAIL_SKIP_TAG + _varint(tailed.tail_skip)
     size = len(outer) + inner_size + len(skip) + blob_size
@@ -219,40 +232,96 @@ def same_memory(buffer: Any, other: Any) -> bool:
     )
 
 
-def attach_tail(item: EncodedItem, frames: Mapping[int, bytes]) -> bool:
+def _tail_of(buffer: Any) -> tuple[bytes, int] | None:
+    """The ``bytes`` object ``buffer`` is the end of, and where in it ``buffer`` starts.
+
+    ``buffer`` is a blob as an encoder keeps it: a contiguous array, a memoryview or
+    ``bytes``.  Whatever views it goes through, it must be the very memory at the end
+    of that object; a copy, a slice short of the end or memory a numpy array owns
+    (a frame assembled from parts, an array a node made) has no such object.
+    """
+    owner = buffer
+    while type(owner) is np.ndarray:
+        owner = owner.base
+    if type(owner) is memoryview:
+        owner = owner.obj
+    if type(owner) is not bytes:
+        return None
+    start = _address(buffer) - _address(owner) if owner is not buffer else 0
+    if start < 0 or start + memoryview(buffer).nbytes != len(owner):
+        return None
+    return owner, start
+
+
+def _skip_allowed(skip: int, n: int) -> bool:
+    return skip <= max(TAIL_MAX_SKIP, n // 8)
+
+
+def attach_tail(item: EncodedItem, frames: Mapping[int, bytes], *, sized: bool = False) -> bool:
     """Send ``item``'s last blob as the tail of its frame when it ends a received frame.
 
-    The blob must be the very memory at the end of a request frame (``bytes``, as
-    gRPC handed it over) and preceded there by its blob field's tag and length: then
-    the frame from that tag on is a ``blobs`` field holding exactly the blob.  An
-    array a node made, a copy, a compressed array or a frame assembled from parts
-    never qualifies, nor does a frame not in ``frames`` (by id): the session's own
-    request frames, whose bytes are the client's, skip included.  True when the
-    item got its tail.
+    The blob must be the very memory at the end of a request frame or tail (``bytes``,
+    as gRPC handed it over), one of ``frames`` (by id): the session's own, whose bytes
+    are the client's, skip included.  An array a node made, a copy, a compressed
+    array or a frame assembled from parts never qualifies.  ``sized`` (the client
+    reads ``ServerFrame.tail_size``): nothing more is needed.  Otherwise the blob
+    must be preceded there by its blob field's tag and length: then the frame from
+    that tag on is a ``blobs`` field holding exactly the blob (``tail_skip``).  True
+    when the item got its tail.
     """
     if not item.blobs:
         return False
     buffer = item.blobs[-1]
-    frame = buffer
-    while type(frame) is np.ndarray:
-        frame = frame.base
-    if type(frame) is memoryview:
-        frame = frame.obj
-    if type(frame) is not bytes or frames.get(id(frame)) is not frame:
-        return False
     n = memoryview(buffer).nbytes
     if n < TAIL_MIN_BYTES:
         return False
-    start = _address(buffer) - _address(frame)
-    if start + n != len(frame):
+    found = _tail_of(buffer)
+    if found is None:
         return False
+    frame, start = found
+    if frames.get(id(frame)) is not frame:
+        return False
+    if sized:
+        if not _skip_allowed(start, n):
+            return False
+        item.tail, item.tail_size = frame, n
+        return True
     prefix = _BLOB_TAG + _varint(n)
     skip = start - len(prefix)
-    if skip <= 0 or skip > max(TAIL_MAX_SKIP, n // 8) or frame[skip:start] != prefix:
+    if skip <= 0 or not _skip_allowed(skip, n) or frame[skip:start] != prefix:
         return False
     item.tail = frame
     item.tail_skip = skip
     return True
+
+
+def attach_request_tail(item: EncodedItem) -> bool:
+    """Send a request's last blob as the tail of its frame when it is the end of a ``bytes``.
+
+    Such an array (read from a received frame, made with ``numpy.frombuffer`` over
+    bytes read from a pipe or a file, a compressed array) then goes to gRPC as it
+    is, where joining it into the frame would copy all of it.  The bytes before it
+    in that object (at most ``TAIL_MAX_SKIP`` or an eighth of the array) travel
+    too and are not read.  True when the item got its tail.
+    """
+    if not item.blobs:
+        return False
+    buffer = item.blobs[-1]
+    n = memoryview(buffer).nbytes
+    if n < TAIL_MIN_BYTES:
+        return False
+    found = _tail_of(buffer)
+    if found is None or not _skip_allowed(found[1], n):
+        return False
+    item.tail, item.tail_size = found[0], n
+    return True
+
+
+def requests_with_tail(items: list[EncodedItem], tailed: EncodedItem) -> tuple[bytes, bytes]:
+    """The ``ClientFrame`` carrying ``items``, the last of which is ``tailed``: a message
+    and its tail (``ClientFrame.tail_size``)."""
+    pieces, _ = _pieces(items, _REQUESTS_TAG, _REQUEST_BASE_TAG, tailed, _CLIENT_TAIL_SIZE_TAG)
+    return b"".join(pieces), cast(bytes, tailed.tail)
 
 
 def results_with_tail(items: list[EncodedItem], tailed: EncodedItem) -> tuple[bytes, ...]:
@@ -280,6 +349,15 @@ def add_tail(decoder: WireDecoder, tail: bytes, skip: int) -> WireDecoder:
     if not blobs:
         raise WireError("a frame's tail holds no blob")
     return _with_blobs(decoder, blobs, "and its tail")
+
+
+def add_sized_tail(decoder: WireDecoder, tail: bytes, size: int) -> WireDecoder:
+    """``decoder`` of a frame with ``tail_size`` = ``size``, given the tail that followed it:
+    the tail's last ``size`` bytes are the frame's last blob, read in place."""
+    if size > len(tail):
+        raise WireError(f"tail_size {size} is beyond the {len(tail)} bytes of the frame's tail")
+    view = memoryview(tail)
+    return _with_blobs(decoder, [view[len(view) - size :]], "and its tail")
 
 
 def add_request_blob(decoder: WireDecoder, blob: Any, seq: int) -> WireDecoder:

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any, Protocol
 
 import grpc
@@ -24,11 +25,14 @@ from ._frames import (
     EncodedItem,
     PartAssembler,
     add_request_blob,
+    add_sized_tail,
     add_tail,
+    attach_request_tail,
     decode_frame,
     item_decoder,
     join_requests,
     requests_in_parts,
+    requests_with_tail,
 )
 from ._limits import WireLimits
 from ._wire.v1 import session_pb2 as spb
@@ -105,6 +109,11 @@ class RemoteStream:
         self._written = 0
         #: Send large frames in parts (the server said it reads them: Opened.frame_parts).
         self.parts_out = False
+        #: Send an array that is the end of a ``bytes`` as its frame's tail (the server
+        #: said it reads them: Opened.frame_tails).
+        self.send_tails = False
+        #: Request frames sent with a tail (ClientFrame.tail_size).
+        self.tails_out = 0
         # Requests and Configures written and not yet answered (each gets one Done or
         # Failed): parts pay off only for a frame sent alone (see _send_loop).
         self._unanswered = 0
@@ -145,6 +154,7 @@ class RemoteStream:
             raise RemoteError(f"{self.where}: server answered Open with {frame.WhichOneof('kind')}")
         self.opened = frame.opened
         self.parts_out = frame.opened.frame_parts
+        self.send_tails = frame.opened.frame_tails
         self.last_heard = time.monotonic()
         self._tasks = [
             asyncio.create_task(self._send_loop()),
@@ -245,16 +255,21 @@ class RemoteStream:
                         break
                     batch.append(nxt)
                     size += nxt.size
-                # In parts only when nothing else is on the way: then each part is copied
-                # while the one before travels.  With requests in flight the two processes
-                # are busy anyway, and the receiver's copy of the parts into one frame is a
-                # copy more.
-                alone = not self._unanswered and not queue
-                parts = (
-                    requests_in_parts(batch)
-                    if self.parts_out and alone
-                    else (join_requests(batch),)
-                )
+                # A last array that already is the end of a bytes object goes as the
+                # frame's tail, uncopied, alone or not.  Otherwise in parts only when
+                # nothing else is on the way: then each part is copied while the one
+                # before travels.  With requests in flight the two processes are busy
+                # anyway, and the receiver's copy of the parts into one frame is a copy
+                # more.
+                parts: tuple[bytes, ...] | Iterator[bytes]
+                last = batch[-1]
+                if self.send_tails and last.size >= TAIL_MIN_BYTES and attach_request_tail(last):
+                    parts = requests_with_tail(batch, last)
+                    self.tails_out += 1
+                elif self.parts_out and not self._unanswered and not queue:
+                    parts = requests_in_parts(batch)
+                else:
+                    parts = (join_requests(batch),)
                 self._unanswered += len(batch)
                 first = True
                 for data in parts:
@@ -281,7 +296,8 @@ class RemoteStream:
     async def _recv_loop(self) -> None:
         sink = self.sink
         error: RemoteError | None = None
-        # A frame whose tail is the next message (ServerFrame.tail_skip), and its decoder.
+        # A frame whose tail is the next message (ServerFrame.tail_skip or tail_size), and
+        # its decoder.
         tailed: tuple[Any, WireDecoder] | None = None
         try:
             while True:
@@ -305,7 +321,10 @@ class RemoteStream:
                 if tailed is not None:  # the tail of the frame before
                     frame, decoder = tailed
                     tailed = None
-                    decoder = add_tail(decoder, data, frame.tail_skip)
+                    if frame.tail_size:
+                        decoder = add_sized_tail(decoder, data, frame.tail_size)
+                    else:
+                        decoder = add_tail(decoder, data, frame.tail_skip)
                     self.tails_in += 1
                 else:
                     data = self._parts_in.add(data)
@@ -313,9 +332,11 @@ class RemoteStream:
                         continue  # a part of a large frame: the rest follows
                     frame = spb.ServerFrame()
                     decoder = decode_frame(data, frame, self.limits)
-                    if frame.tail_skip:
-                        if frame.tail_request:
-                            raise WireError("a frame has both tail_skip and tail_request")
+                    if frame.tail_skip or frame.tail_size:
+                        if (frame.tail_skip and frame.tail_size) or frame.tail_request:
+                            raise WireError(
+                                "a frame has more than one of tail_skip, tail_size and tail_request"
+                            )
                         tailed = (frame, decoder)  # its tail is the next message
                         continue
                     if frame.tail_request:  # the array is our own request's: not sent back

@@ -285,6 +285,7 @@ class Warp(Node):
         op.value_formats.extend(self.tree_formats)
         op.frame_parts = True
         op.frame_tails = True
+        op.sized_tails = True
         op.tail_refs = self.array_refs
         op.heartbeat_ms = int(self.keepalive * 1000 / 4)
         return encoder.finish(frame)

@@ -292,6 +292,7 @@ class RemoteServer:
             parts_out=op.frame_parts,
             tails_out=op.frame_tails,
             tail_refs=op.tail_refs,
+            sized_tails=op.sized_tails,
             max_frame_bytes=self.config.max_message_bytes,
         )
         session.plan = plan
@@ -361,6 +362,7 @@ class RemoteServer:
         op.compression = session.compression.algorithm
         op.value_formats.extend(self.tree_formats)
         op.frame_parts = True
+        op.frame_tails = True
         for node in session.plan.nodes:
             fill_node_info(op.nodes.add(), node.spec, node.name)
         return frame.SerializeToString()

@@ -27,6 +27,7 @@ from .._frames import (
     EncodedItem,
     PartAssembler,
     PartsTooLarge,
+    add_sized_tail,
     attach_tail,
     decode_frame,
     encode_done,
@@ -116,6 +117,7 @@ class ServerSession:
         parts_out: bool = False,
         tails_out: bool = False,
         tail_refs: bool = False,
+        sized_tails: bool = False,
         max_frame_bytes: int = 100 * 1024 * 1024,
     ) -> None:
         self.id = f"s{next(_ids)}-{int(time.time()) % 100000}"
@@ -135,7 +137,14 @@ class ServerSession:
         #: Name the request answered instead of sending back its own array, passed on
         #: (the client holds it: Open.tail_refs).
         self.tail_refs = tail_refs
+        #: Send tails by size (ServerFrame.tail_size), so an array that is the end of a
+        #: request tail, not preceded by a blob field, can go back uncopied too (the
+        #: client reads them: Open.sized_tails).
+        self.sized_tails = sized_tails
         self._parts_in = PartAssembler(max_frame_bytes)
+        # A request frame whose tail (ClientFrame.tail_size) is the next message: the
+        # frame as received, its head and its decoder.
+        self._tail_due: tuple[bytes | memoryview, Any, Any] | None = None
         self.loop = loop
         self.results: LoopFifo[EncodedItem | StreamEnd | bytes] = LoopFifo()
         self.stats = SessionStats()
@@ -156,12 +165,12 @@ class ServerSession:
         self._outbox_lock = threading.Lock()
         #: True once the stream has ended: results still coming from the worker are dropped.
         self.closed = False
-        # Request frames not yet finished, as (last seq, bytes); see MAX_UNFINISHED_BYTES.
-        # With a large request frame kept (see _tail_frames), else None.
-        self._unfinished: deque[tuple[int, int, bytes | None]] = deque()
+        # Request frames not yet finished, as (last seq, bytes, what is kept of it): its
+        # large messages kept (see _tail_frames); see MAX_UNFINISHED_BYTES.
+        self._unfinished: deque[tuple[int, int, tuple[bytes, ...]]] = deque()
         self.unfinished_bytes = 0
-        # This session's large request frames not yet finished, by id: only these may
-        # go back as a result frame's tail.  In a shared session a node could emit an
+        # This session's large request frames and tails not yet finished, by id: only
+        # these may go back as a result frame's tail.  In a shared session a node could emit an
         # array of another session's frame, whose other bytes are not this client's.
         self._tail_frames: dict[int, bytes] = {}
         # With tail_refs: the last blob of each large request frame not yet finished, by
@@ -187,7 +196,9 @@ class ServerSession:
                 # request's Done comes after this output), so nothing needs to go back.
                 item.tail_request = seq
                 self.stats.tail_refs += 1
-            elif self.tails_out and attach_tail(item, self._tail_frames):
+            elif (self.tails_out or self.sized_tails) and attach_tail(
+                item, self._tail_frames, sized=self.sized_tails
+            ):
                 self.stats.tails += 1
         if seq == 0:
             # Outside update (flush, a node's own thread): nothing to wait for.
@@ -257,16 +268,19 @@ class ServerSession:
         try:
             async for received in frames:
                 self.stats.bytes_in += len(received)
-                try:
-                    data = self._parts_in.add(received)
-                except PartsTooLarge as exc:
-                    raise ProtocolError("RESOURCE_EXHAUSTED", str(exc)) from None
-                except WireError as exc:
-                    raise ProtocolError("INVALID_ARGUMENT", f"malformed frame: {exc}") from None
-                if data is None:
-                    continue  # a part of a large frame: the rest follows
-                if self._frame(data):
-                    break
+                if self._tail_due is not None:  # the tail of the frame before
+                    self._tail(received)
+                else:
+                    try:
+                        data = self._parts_in.add(received)
+                    except PartsTooLarge as exc:
+                        raise ProtocolError("RESOURCE_EXHAUSTED", str(exc)) from None
+                    except WireError as exc:
+                        raise ProtocolError("INVALID_ARGUMENT", f"malformed frame: {exc}") from None
+                    if data is None:
+                        continue  # a part of a large frame: the rest follows
+                    if self._frame(data):
+                        break
                 if self.results.woke:
                     # The writer was waiting and has results now: let it send them before
                     # this task asks gRPC for the next frame (a read takes ~10 us to set up).
@@ -275,12 +289,14 @@ class ServerSession:
                 while self.unfinished_bytes > MAX_UNFINISHED_BYTES:
                     self._room.clear()
                     await self._room.wait()
-            missing = self._parts_in.incomplete()
+            missing = self._parts_in.incomplete() or (
+                "a frame whose tail (tail_size) never came" if self._tail_due else None
+            )
             if missing:
                 raise ProtocolError(
                     "INVALID_ARGUMENT",
-                    f"the client half-closed with {missing}; send every part, the last "
-                    "without part_more, before half-closing",
+                    f"the client half-closed with {missing}; send every part (the last "
+                    "without part_more) and every tail before half-closing",
                 )
         except ProtocolError as exc:
             log.warning("session %s (%s): %s", self.id, self.client, exc.detail)
@@ -379,48 +395,18 @@ class ServerSession:
         except WireError as exc:
             raise ProtocolError("INVALID_ARGUMENT", f"malformed frame: {exc}") from None
         kind = frame.WhichOneof("kind")
+        if frame.tail_size:
+            if kind != "requests" or not frame.requests.items:
+                raise ProtocolError(
+                    "INVALID_ARGUMENT",
+                    f"malformed frame: tail_size on a frame without requests ({kind})",
+                )
+            self._tail_due = (data, frame, decoder)  # read with its tail, the next message
+            return False
         if self.draining and kind in ("requests", "configure"):
             return False  # not run here: the client replays them on another replica
         if kind == "requests":
-            now = time.monotonic()
-            # Registered before the worker can encode an output of it (see _tail_frames).
-            kept: bytes | None = None
-            if self.tails_out and type(data) is bytes and len(data) >= TAIL_MIN_BYTES:
-                kept = data
-                self._tail_frames[id(data)] = data
-            items = frame.requests.items
-            # The frame's last blob is its last request's when that request is alone or
-            # its blobs start after others' (blob_base > 0): a frame sent in parts too.
-            if (
-                self.tail_refs
-                and len(data) >= TAIL_MIN_BYTES
-                and decoder.blobs
-                and items
-                and (len(items) == 1 or items[-1].blob_base > 0)
-            ):
-                self._ref_blobs[items[-1].seq] = decoder.blobs[-1]
-            for item in frame.requests.items:
-                self._check_seq(item.seq)
-                deadline = now + item.timeout_ms / 1000.0 if item.timeout_ms else 0.0
-                decode = _Decode(decoder, item)
-                self.stats.requests += 1
-                self._submit(
-                    Work(
-                        "request",
-                        self,
-                        item.seq,
-                        item.target,
-                        decode,
-                        arrival=now,
-                        deadline=deadline,
-                    ),
-                    len(data),
-                )
-            if frame.requests.items:
-                self._unfinished.append((self.last_seq, len(data), kept))
-                self.unfinished_bytes += len(data)
-            elif kept is not None:
-                del self._tail_frames[id(kept)]
+            self._requests(frame, decoder, data)
         elif kind == "configure":
             self._check_seq(frame.configure.seq)
             try:
@@ -441,6 +427,65 @@ class ServerSession:
                 "INVALID_ARGUMENT", "frame has no kind set (or a kind this server does not know)"
             )
         return False
+
+    def _tail(self, tail: bytes) -> None:
+        """The tail of the request frame before (``ClientFrame.tail_size``)."""
+        assert self._tail_due is not None
+        data, frame, decoder = self._tail_due
+        self._tail_due = None
+        try:
+            decoder = add_sized_tail(decoder, tail, frame.tail_size)
+        except WireError as exc:
+            raise ProtocolError("INVALID_ARGUMENT", f"malformed frame: {exc}") from None
+        if not self.draining:
+            self._requests(frame, decoder, data, tail)
+
+    def _requests(
+        self, frame: Any, decoder: Any, data: bytes | memoryview, tail: bytes | None = None
+    ) -> None:
+        """Queue the requests of one frame (its tail, if it had one, already read)."""
+        now = time.monotonic()
+        size = len(data) + (len(tail) if tail is not None else 0)
+        # Registered before the worker can encode an output of it (see _tail_frames).
+        kept: tuple[bytes, ...] = ()
+        if self.tails_out or self.sized_tails:
+            kept = tuple(b for b in (data, tail) if type(b) is bytes and len(b) >= TAIL_MIN_BYTES)
+            for b in kept:
+                self._tail_frames[id(b)] = b
+        items = frame.requests.items
+        # The frame's last blob is its last request's when that request is alone or
+        # its blobs start after others' (blob_base > 0): a frame sent in parts too, or
+        # with a tail (the client's tail is always its last request's).
+        if (
+            self.tail_refs
+            and size >= TAIL_MIN_BYTES
+            and decoder.blobs
+            and items
+            and (len(items) == 1 or items[-1].blob_base > 0)
+        ):
+            self._ref_blobs[items[-1].seq] = decoder.blobs[-1]
+        for item in items:
+            self._check_seq(item.seq)
+            deadline = now + item.timeout_ms / 1000.0 if item.timeout_ms else 0.0
+            self.stats.requests += 1
+            self._submit(
+                Work(
+                    "request",
+                    self,
+                    item.seq,
+                    item.target,
+                    _Decode(decoder, item),
+                    arrival=now,
+                    deadline=deadline,
+                ),
+                size,
+            )
+        if items:
+            self._unfinished.append((self.last_seq, size, kept))
+            self.unfinished_bytes += size
+        else:
+            for b in kept:
+                del self._tail_frames[id(b)]
 
     def _check_seq(self, seq: int) -> None:
         if seq <= self.last_seq:
@@ -552,8 +597,8 @@ class ServerSession:
         while unfinished and unfinished[0][0] <= seq:
             last, size, kept = unfinished.popleft()
             self.unfinished_bytes -= size
-            if kept is not None:
-                del self._tail_frames[id(kept)]
+            for b in kept:
+                del self._tail_frames[id(b)]
             if self._ref_blobs:
                 self._ref_blobs.pop(last, None)
         if self.unfinished_bytes <= MAX_UNFINISHED_BYTES:

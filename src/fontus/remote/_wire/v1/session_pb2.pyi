@@ -23,7 +23,7 @@ FAIL_INVALID_MESSAGE: FailCode
 FAIL_CANCELLED: FailCode
 
 class ClientFrame(_message.Message):
-    __slots__ = ("open", "requests", "configure", "close", "blobs", "part_more", "part")
+    __slots__ = ("open", "requests", "configure", "close", "blobs", "part_more", "part", "tail_size")
     OPEN_FIELD_NUMBER: _ClassVar[int]
     REQUESTS_FIELD_NUMBER: _ClassVar[int]
     CONFIGURE_FIELD_NUMBER: _ClassVar[int]
@@ -31,6 +31,7 @@ class ClientFrame(_message.Message):
     BLOBS_FIELD_NUMBER: _ClassVar[int]
     PART_MORE_FIELD_NUMBER: _ClassVar[int]
     PART_FIELD_NUMBER: _ClassVar[int]
+    TAIL_SIZE_FIELD_NUMBER: _ClassVar[int]
     open: Open
     requests: Requests
     configure: Configure
@@ -38,7 +39,8 @@ class ClientFrame(_message.Message):
     blobs: _containers.RepeatedScalarFieldContainer[bytes]
     part_more: bool
     part: bytes
-    def __init__(self, open: _Optional[_Union[Open, _Mapping]] = ..., requests: _Optional[_Union[Requests, _Mapping]] = ..., configure: _Optional[_Union[Configure, _Mapping]] = ..., close: _Optional[_Union[Close, _Mapping]] = ..., blobs: _Optional[_Iterable[bytes]] = ..., part_more: bool = ..., part: _Optional[bytes] = ...) -> None: ...
+    tail_size: int
+    def __init__(self, open: _Optional[_Union[Open, _Mapping]] = ..., requests: _Optional[_Union[Requests, _Mapping]] = ..., configure: _Optional[_Union[Configure, _Mapping]] = ..., close: _Optional[_Union[Close, _Mapping]] = ..., blobs: _Optional[_Iterable[bytes]] = ..., part_more: bool = ..., part: _Optional[bytes] = ..., tail_size: _Optional[int] = ...) -> None: ...
 
 class NodeSpec(_message.Message):
     __slots__ = ("name", "mark", "configuration")
@@ -71,7 +73,7 @@ class GraphSpec(_message.Message):
     def __init__(self, nodes: _Optional[_Iterable[_Union[NodeSpec, _Mapping]]] = ..., links: _Optional[_Iterable[_Union[Link, _Mapping]]] = ..., entries: _Optional[_Iterable[str]] = ..., exits: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Open(_message.Message):
-    __slots__ = ("node", "graph", "client", "window", "encodings", "resume", "protocol_version", "compression", "heartbeat_ms", "value_formats", "frame_parts", "frame_tails", "tail_refs")
+    __slots__ = ("node", "graph", "client", "window", "encodings", "resume", "protocol_version", "compression", "heartbeat_ms", "value_formats", "frame_parts", "frame_tails", "tail_refs", "sized_tails")
     NODE_FIELD_NUMBER: _ClassVar[int]
     GRAPH_FIELD_NUMBER: _ClassVar[int]
     CLIENT_FIELD_NUMBER: _ClassVar[int]
@@ -85,6 +87,7 @@ class Open(_message.Message):
     FRAME_PARTS_FIELD_NUMBER: _ClassVar[int]
     FRAME_TAILS_FIELD_NUMBER: _ClassVar[int]
     TAIL_REFS_FIELD_NUMBER: _ClassVar[int]
+    SIZED_TAILS_FIELD_NUMBER: _ClassVar[int]
     node: NodeSpec
     graph: GraphSpec
     client: str
@@ -98,7 +101,8 @@ class Open(_message.Message):
     frame_parts: bool
     frame_tails: bool
     tail_refs: bool
-    def __init__(self, node: _Optional[_Union[NodeSpec, _Mapping]] = ..., graph: _Optional[_Union[GraphSpec, _Mapping]] = ..., client: _Optional[str] = ..., window: _Optional[int] = ..., encodings: _Optional[_Iterable[str]] = ..., resume: _Optional[str] = ..., protocol_version: _Optional[int] = ..., compression: _Optional[str] = ..., heartbeat_ms: _Optional[int] = ..., value_formats: _Optional[_Iterable[str]] = ..., frame_parts: bool = ..., frame_tails: bool = ..., tail_refs: bool = ...) -> None: ...
+    sized_tails: bool
+    def __init__(self, node: _Optional[_Union[NodeSpec, _Mapping]] = ..., graph: _Optional[_Union[GraphSpec, _Mapping]] = ..., client: _Optional[str] = ..., window: _Optional[int] = ..., encodings: _Optional[_Iterable[str]] = ..., resume: _Optional[str] = ..., protocol_version: _Optional[int] = ..., compression: _Optional[str] = ..., heartbeat_ms: _Optional[int] = ..., value_formats: _Optional[_Iterable[str]] = ..., frame_parts: bool = ..., frame_tails: bool = ..., tail_refs: bool = ..., sized_tails: bool = ...) -> None: ...
 
 class Request(_message.Message):
     __slots__ = ("seq", "message", "timeout_ms", "target", "origin", "blob_base")
@@ -137,7 +141,7 @@ class Close(_message.Message):
     def __init__(self) -> None: ...
 
 class ServerFrame(_message.Message):
-    __slots__ = ("opened", "results", "draining", "heartbeat", "blobs", "part_more", "part", "tail_skip", "tail_request")
+    __slots__ = ("opened", "results", "draining", "heartbeat", "blobs", "part_more", "part", "tail_skip", "tail_request", "tail_size")
     OPENED_FIELD_NUMBER: _ClassVar[int]
     RESULTS_FIELD_NUMBER: _ClassVar[int]
     DRAINING_FIELD_NUMBER: _ClassVar[int]
@@ -147,6 +151,7 @@ class ServerFrame(_message.Message):
     PART_FIELD_NUMBER: _ClassVar[int]
     TAIL_SKIP_FIELD_NUMBER: _ClassVar[int]
     TAIL_REQUEST_FIELD_NUMBER: _ClassVar[int]
+    TAIL_SIZE_FIELD_NUMBER: _ClassVar[int]
     opened: Opened
     results: Results
     draining: Draining
@@ -156,7 +161,8 @@ class ServerFrame(_message.Message):
     part: bytes
     tail_skip: int
     tail_request: int
-    def __init__(self, opened: _Optional[_Union[Opened, _Mapping]] = ..., results: _Optional[_Union[Results, _Mapping]] = ..., draining: _Optional[_Union[Draining, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., blobs: _Optional[_Iterable[bytes]] = ..., part_more: bool = ..., part: _Optional[bytes] = ..., tail_skip: _Optional[int] = ..., tail_request: _Optional[int] = ...) -> None: ...
+    tail_size: int
+    def __init__(self, opened: _Optional[_Union[Opened, _Mapping]] = ..., results: _Optional[_Union[Results, _Mapping]] = ..., draining: _Optional[_Union[Draining, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., blobs: _Optional[_Iterable[bytes]] = ..., part_more: bool = ..., part: _Optional[bytes] = ..., tail_skip: _Optional[int] = ..., tail_request: _Optional[int] = ..., tail_size: _Optional[int] = ...) -> None: ...
 
 class Heartbeat(_message.Message):
     __slots__ = ("server_time",)
@@ -193,7 +199,7 @@ class NodeInfo(_message.Message):
     def __init__(self, name: _Optional[str] = ..., mark: _Optional[str] = ..., kind: _Optional[str] = ..., summary: _Optional[str] = ..., arguments: _Optional[_Iterable[_Union[ArgumentInfo, _Mapping]]] = ...) -> None: ...
 
 class Opened(_message.Message):
-    __slots__ = ("session_id", "window", "nodes", "server_version", "session_mode", "compression", "value_formats", "frame_parts")
+    __slots__ = ("session_id", "window", "nodes", "server_version", "session_mode", "compression", "value_formats", "frame_parts", "frame_tails")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     WINDOW_FIELD_NUMBER: _ClassVar[int]
     NODES_FIELD_NUMBER: _ClassVar[int]
@@ -202,6 +208,7 @@ class Opened(_message.Message):
     COMPRESSION_FIELD_NUMBER: _ClassVar[int]
     VALUE_FORMATS_FIELD_NUMBER: _ClassVar[int]
     FRAME_PARTS_FIELD_NUMBER: _ClassVar[int]
+    FRAME_TAILS_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     window: int
     nodes: _containers.RepeatedCompositeFieldContainer[NodeInfo]
@@ -210,7 +217,8 @@ class Opened(_message.Message):
     compression: str
     value_formats: _containers.RepeatedScalarFieldContainer[str]
     frame_parts: bool
-    def __init__(self, session_id: _Optional[str] = ..., window: _Optional[int] = ..., nodes: _Optional[_Iterable[_Union[NodeInfo, _Mapping]]] = ..., server_version: _Optional[str] = ..., session_mode: _Optional[str] = ..., compression: _Optional[str] = ..., value_formats: _Optional[_Iterable[str]] = ..., frame_parts: bool = ...) -> None: ...
+    frame_tails: bool
+    def __init__(self, session_id: _Optional[str] = ..., window: _Optional[int] = ..., nodes: _Optional[_Iterable[_Union[NodeInfo, _Mapping]]] = ..., server_version: _Optional[str] = ..., session_mode: _Optional[str] = ..., compression: _Optional[str] = ..., value_formats: _Optional[_Iterable[str]] = ..., frame_parts: bool = ..., frame_tails: bool = ...) -> None: ...
 
 class Output(_message.Message):
     __slots__ = ("message", "exit")
