@@ -26,7 +26,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -94,6 +94,14 @@ def image(height: int, width: int) -> ImagePayload:
     chans = np.arange(3, dtype=np.uint16)[None, None, :]
     frame = ((rows + 2 * cols + 85 * chans) % 256).astype(np.uint8)
     return ImagePayload.from_array(frame)
+
+
+def over_bytes(payload: ImagePayload) -> ImagePayload:
+    """The same frame, its array a read-only view of a ``bytes`` object: as a source
+    reading raw frames from a pipe makes it with ``numpy.frombuffer``, and as a Warp's
+    outputs are (views of the frames received)."""
+    array = np.frombuffer(payload.image.tobytes(), np.uint8).reshape(payload.image.shape)
+    return replace(payload, image=array)
 
 
 def twenty_keys() -> ObjectPayload:

@@ -13,6 +13,12 @@ For each payload (20 ms audio, 1 s audio, 720p and 1080p rgb24 frames, a
   ``identity`` is declared light, so the server runs it on its event loop
   (decision 0009); **fontus wN worker** (not a default column) measures the
   same against ``fontus serve --no-inline``, on the session's worker thread;
+* **fontus w1 bytes / w32 bytes**: the same, for the image payloads, with the
+  frame's array made over a ``bytes`` object (``numpy.frombuffer``), as a
+  source reading raw video from a pipe makes it and as a Warp's output is: the
+  echo is given its bytes ready, and so is Fontus here.  Such an array goes to
+  gRPC uncopied (decision 0017); an array numpy made (the ``fontus wN``
+  columns) is copied into its frame once;
 * **echo w1 / w32**: the floor, a raw ``grpc.aio`` bidirectional stream
   echoing the same encoded bytes, with the same number of messages in flight,
   against an echo server in another process (as the Fontus server is);
@@ -32,7 +38,8 @@ alike).  MB/s = messages/s x encoded message size.  Every number is the median
 of ``--repeats`` runs, run interleaved so that a noisy moment hits every
 column.  Goals (issue 4; reported, never asserted): window 32 small messages
 reach at least the raw echo's msgs/s (coalescing); window 1 p50 within 2.5x of
-the raw echo's; 1080p at least 0.8x the raw echo's MB/s.
+the raw echo's; 1080p at least 0.8x the raw echo's MB/s (reported for the
+``fontus wN`` columns and, apart, for ``fontus wN bytes``).
 """
 
 from __future__ import annotations
@@ -61,12 +68,13 @@ from _bench import (
     exit_with_parent,
     image,
     median,
+    over_bytes,
     pct,
     run_pipeline,
     twenty_keys,
 )
 from _util import print_table, write_json
-from fontus.core import Message, Payload, Registry
+from fontus.core import ImagePayload, Message, Payload, Registry
 from fontus.remote import encode_message
 from fontus.remote._channel import make_channel
 from fontus.remote._eventloop import event_loop_name
@@ -90,9 +98,15 @@ SESSION_RE = re.compile(r"session w([1-9][0-9]*)")
 #: "fontus wN worker": the same against a server run with --no-inline, where identity
 #: (declared light, see decision 0009) runs on its session's worker thread.
 WORKER_RE = re.compile(r"fontus w([1-9][0-9]*) worker")
+#: "fontus wN bytes": the image payloads with their arrays over bytes (run for images only).
+BYTES_RE = re.compile(r"fontus w([1-9][0-9]*) bytes")
 #: Columns not among the goals', each reported against the echo of its window:
 #: (key in the JSON ratios, pattern, column name for window w).
-DIAGNOSTIC = (("worker", WORKER_RE, "fontus w{w} worker"), ("session", SESSION_RE, "session w{w}"))
+DIAGNOSTIC = (
+    ("bytes", BYTES_RE, "fontus w{w} bytes"),
+    ("worker", WORKER_RE, "fontus w{w} worker"),
+    ("session", SESSION_RE, "session w{w}"),
+)
 #: Bound of each run: it ends after this many seconds even if not every message was sent.
 MAX_RUN_S = 20.0
 #: Both ends of the echo allow the message size Fontus allows.
@@ -402,7 +416,16 @@ def run_juturna(case: Case, window: int, max_s: float) -> Cell | None:
 
 
 # -- the run -----------------------------------------------------------------------------
-COLUMNS = ("local", "fontus w1", "echo w1", "fontus w32", "echo w32", "juturna w1")
+COLUMNS = (
+    "local",
+    "fontus w1",
+    "fontus w1 bytes",
+    "echo w1",
+    "fontus w32",
+    "fontus w32 bytes",
+    "echo w32",
+    "juturna w1",
+)
 
 
 def encoded_size(payload: Payload) -> tuple[bytes, int]:
@@ -437,6 +460,12 @@ def measure_all(
                             assert worker_server is not None
                             target = worker_server.target
                             cell = run_fontus(case, registry, target, int(m[1]), size, max_s)
+                        elif m := BYTES_RE.fullmatch(column):
+                            if not isinstance(case.payload, ImagePayload):
+                                continue  # no array large enough to go uncopied
+                            over = Case(case.name, over_bytes(case.payload), case.count)
+                            w = int(m[1])
+                            cell = run_fontus(over, registry, server.target, w, size, max_s)
                         elif m := SESSION_RE.fullmatch(column):
                             cell = run_session(server.target, case, int(m[1]), size, max_s)
                         elif column.startswith("fontus w"):
@@ -558,8 +587,9 @@ def main(argv: list[str] | None = None) -> int:
         "--columns",
         default="",
         help="only these columns (comma-separated): local, juturna w1, and "
-        f"'fontus wN' / 'echo wN' / 'fontus wN worker' (a --no-inline server) / 'session wN' "
-        f"(a bare session client) for any window N (default: {', '.join(COLUMNS)})",
+        f"'fontus wN' / 'echo wN' / 'fontus wN bytes' (image arrays over bytes) / "
+        f"'fontus wN worker' (a --no-inline server) / 'session wN' (a bare session client) "
+        f"for any window N (default: {', '.join(COLUMNS)})",
     )
     parser.add_argument("--echo-server", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -577,12 +607,13 @@ def main(argv: list[str] | None = None) -> int:
             c
             for c in columns
             if c not in COLUMNS
-            and not any(r.fullmatch(c) for r in (COLUMN_RE, WORKER_RE, SESSION_RE))
+            and not any(r.fullmatch(c) for r in (COLUMN_RE, BYTES_RE, WORKER_RE, SESSION_RE))
         ]
         if unknown:
             parser.error(
                 f"unknown column(s) {', '.join(map(repr, unknown))}: use {', '.join(COLUMNS)}, "
-                "or 'fontus wN' / 'echo wN' / 'fontus wN worker' / 'session wN' for a window N"
+                "or 'fontus wN' / 'echo wN' / 'fontus wN bytes' / 'fontus wN worker' / "
+                "'session wN' for a window N"
             )
     repeats = 1 if args.quick else args.repeats
     max_s = 5.0 if args.quick else MAX_RUN_S
@@ -599,7 +630,14 @@ def main(argv: list[str] | None = None) -> int:
             row: list[str] = [case.name, f"{sizes[case.name]:,}"]
             for column in columns:
                 cell = med[case.name][column]
-                row.append("not run" if cell is None else show(cell, runs[case.name][column]))
+                if cell is None:
+                    # "fontus wN bytes" is run for images only: "-" elsewhere.
+                    skipped = BYTES_RE.fullmatch(column) and not isinstance(
+                        case.payload, ImagePayload
+                    )
+                    row.append("-" if skipped else "not run")
+                else:
+                    row.append(show(cell, runs[case.name][column]))
             rows.append(row)
         print_table(title, ["payload", "bytes", *columns], rows, notes=notes)
 
@@ -739,6 +777,17 @@ def evaluate_goals(ratios: dict[str, dict[str, float | None]]) -> list[dict[str,
             f"1080p MB/s >= {GOAL_1080P_MBS_RATIO}x echo",
             {
                 f"w{w}": ratios["image 1080p"].get(f"w{w}_mb_per_s")
+                for w in WINDOWS
+                if "image 1080p" in ratios
+            },
+            lambda v: v >= GOAL_1080P_MBS_RATIO,
+        ),
+        # The same goal with the frame's array over bytes, as the echo's bytes are given
+        # (same size, so the MB/s ratio is the msgs/s ratio).
+        check(
+            f"1080p MB/s >= {GOAL_1080P_MBS_RATIO}x echo, array over bytes (fontus wN bytes)",
+            {
+                f"w{w}": ratios["image 1080p"].get(f"w{w}_bytes_msgs_per_s")
                 for w in WINDOWS
                 if "image 1080p" in ratios
             },

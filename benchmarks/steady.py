@@ -18,7 +18,7 @@ import os
 import time
 
 import remote as bench
-from _bench import Case, bench_registry, image
+from _bench import Case, bench_registry, image, over_bytes
 from fontus.remote import admin
 from fontus.testing import LoopbackServer
 
@@ -47,8 +47,16 @@ def main() -> int:
         action="store_true",
         help="let the server name the array instead of sending it back (Warp array_refs)",
     )
+    parser.add_argument(
+        "--over-bytes",
+        action="store_true",
+        help="make the source's array over a bytes object (as numpy.frombuffer over frames "
+        "read from a pipe, or an array read from a received frame): it can go uncopied",
+    )
     args = parser.parse_args()
     payload = image(args.height, args.width)
+    if args.over_bytes:
+        payload = over_bytes(payload)
     # The bytes remote.py's echo sends for this payload, and their size.
     data, size = bench.encoded_size(payload)
     server: bench.EchoServer | LoopbackServer
