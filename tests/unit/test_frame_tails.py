@@ -26,7 +26,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from fontus.core import ImagePayload, Message, ObjectPayload, VideoPayload, WireError
+from fontus.core import (
+    BytesPayload,
+    ImagePayload,
+    Message,
+    ObjectPayload,
+    VideoPayload,
+    WireError,
+)
 from fontus.remote._arrays import CompressionConfig, available_compressions
 from fontus.remote._blobs import _BLOB_TAG, _varint
 from fontus.remote._frames import (
@@ -398,6 +405,27 @@ def test_request_arrays_that_are_not_the_end_of_a_bytes_get_no_tail() -> None:
     assert attach_request_tail(item) and item.tail is raw and item.tail_size == end.nbytes
     _, (message,) = server_side(*requests_with_tail([item], item))
     assert np.array_equal(message.payload.image, end)
+
+
+def test_large_bytes_and_compressed_arrays_are_bytes_objects_of_their_own() -> None:
+    blob = bytes(range(256)) * (TAIL_MIN_BYTES // 256)
+    item = encode_request(1, Message(BytesPayload(blob)))
+    assert attach_request_tail(item) and item.tail is blob
+    _, (message,) = server_side(*requests_with_tail([item], item))
+    assert message.payload.cnt == blob
+    if "zstd" in available_compressions():
+        # A compressed array is the compressor's bytes: it goes as they are.  Half
+        # noise, half zeros: it compresses to about 1 MiB.
+        half = pixels(1024 * 1024, 11)
+        image = np.concatenate([half, np.zeros_like(half)], axis=1)
+        packed = encode_request(
+            2, Message(ImagePayload.from_array(image)), compression=CompressionConfig("zstd")
+        )
+        size = memoryview(packed.blobs[-1]).nbytes
+        assert TAIL_MIN_BYTES <= size < image.nbytes
+        assert attach_request_tail(packed) and type(packed.tail) is bytes
+        _, (unpacked,) = server_side(*requests_with_tail([packed], packed))
+        assert np.array_equal(unpacked.payload.image, image)
 
 
 def test_an_array_read_from_a_received_frame_goes_on_as_a_tail() -> None:
