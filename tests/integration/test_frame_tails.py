@@ -16,6 +16,7 @@ client that says ``sized_tails`` gets such arrays back the same way.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -506,66 +507,76 @@ def test_a_broken_request_tail_ends_its_session_only(
     assert len(received) > 1
 
 
+def run_raw_frames(
+    build: Callable[..., Pipeline],
+    targets: list[str],
+    size: tuple[int, int],
+    window: int,
+    array_refs: bool = False,
+) -> tuple[Pipeline, list[Any]]:
+    """12 frames over bytes through a chain of remote identities (one per target, named
+    ``hop0``, ``hop1``...); the pipeline, run, and each hop's stream.  Checks that every
+    frame arrives whole and in order."""
+    width, height = size
+    hops = [f"hop{i}" for i in range(len(targets))]
+    remote = {"window": window, "array_refs": array_refs}
+    nodes = [
+        {
+            "name": "cam",
+            "mark": "raw_frames",
+            "configuration": {"width": width, "height": height, "frames": RAW_FRAMES},
+        },
+        *(
+            {"name": hop, "mark": "identity", "remote": {**remote, "target": target}}
+            for hop, target in zip(hops, targets, strict=True)
+        ),
+        {"name": "out", "mark": "collect"},
+    ]
+    chain = ["cam", *hops, "out"]
+    pipeline = build(nodes, list(itertools.pairwise(chain)), run_for=SESSION_TIMEOUT_S)
+    got = pipeline.nodes["out"].messages
+    assert len(got) == RAW_FRAMES
+    for i, message in enumerate(got):
+        image = message.payload.image
+        assert image.shape == (height, width, 3)
+        assert int(image[0, 0, 0]) == i and int(image[-1, -1, -1]) == (width * 3 - 1 + i) % 256
+    return pipeline, [pipeline.nodes[hop]._conns[0].stream for hop in hops]
+
+
+#: Frames of a raw_frames run.
+RAW_FRAMES = 12
+
+
 def test_a_warp_sends_arrays_over_bytes_and_forwards_what_it_received_uncopied(
     server: LoopbackServer,
     catalogue_server: LoopbackServer,
     build_pipeline: Callable[..., Pipeline],
 ) -> None:
-    # 12 1080p frames over bytes through a remote identity at window 8 (array_refs off,
-    # so they come back): every request goes as its frame's tail, even one sent alone
-    # (no parts), and every answer comes back as one.  Then a second remote identity on
-    # another server: what the first Warp emits is the end of a frame it received, so
-    # it goes on uncopied too.
-    frames = 12
-    pipeline = build_pipeline(
-        [
-            {
-                "name": "cam",
-                "mark": "raw_frames",
-                "configuration": {"width": 1920, "height": 1080, "frames": frames},
-            },
-            {
-                "name": "a",
-                "mark": "identity",
-                "remote": {"target": server.target, "window": 8, "array_refs": False},
-            },
-            {
-                "name": "b",
-                "mark": "identity",
-                "remote": {"target": catalogue_server.target, "window": 8, "array_refs": False},
-            },
-            {"name": "out", "mark": "collect"},
-        ],
-        [("cam", "a"), ("a", "b"), ("b", "out")],
-        run_for=SESSION_TIMEOUT_S,
-    )
-    a = pipeline.nodes["a"]._conns[0].stream
-    b = pipeline.nodes["b"]._conns[0].stream
-    assert (a.tails_out, a.tails_in) == (frames, frames)
-    assert (b.tails_out, b.tails_in) == (frames, frames)
-    got = pipeline.nodes["out"].messages
-    assert len(got) == frames
-    for i, message in enumerate(got):
-        image = message.payload.image
-        assert image.shape == (1080, 1920, 3)
-        assert int(image[0, 0, 0]) == i and int(image[-1, -1, -1]) == (5759 + i) % 256
-    # With array_refs on (the default), the requests still go as tails and every answer
-    # names its request: nothing of the arrays comes back.
-    named = build_pipeline(
-        [
-            {
-                "name": "cam",
-                "mark": "raw_frames",
-                "configuration": {"width": 1920, "height": 1080, "frames": frames},
-            },
-            {"name": "a", "mark": "identity", "remote": {"target": server.target, "window": 8}},
-            {"name": "out", "mark": "collect"},
-        ],
-        [("cam", "a"), ("a", "out")],
-        run_for=SESSION_TIMEOUT_S,
-    )
-    a = named.nodes["a"]._conns[0].stream
-    assert (a.tails_out, a.tail_refs_in, a.tails_in) == (frames, frames, 0)
-    assert [int(m.payload.image[0, 0, 0]) for m in named.nodes["out"].messages] == list(
-        range(frames)
-    )
+    # 720p frames over bytes through a remote identity at window 8 (array_refs off, so
+    # they come back): every request goes as its frame's tail, the first one too (sent
+    # alone: two parts would gain less than the copy costs), and every answer comes
+    # back as one.  Then a second remote identity on another server: what the first
+    # Warp emits is the end of a frame it received, so it goes on uncopied too.
+    targets = [server.target, catalogue_server.target]
+    _, (a, b) = run_raw_frames(build_pipeline, targets, (1280, 720), 8)
+    assert (a.tails_out, a.tails_in) == (RAW_FRAMES, RAW_FRAMES)
+    assert (b.tails_out, b.tails_in) == (RAW_FRAMES, RAW_FRAMES)
+    # With array_refs on (the default), at window 1: the requests still go as tails,
+    # and every answer names its request: nothing of the arrays comes back.
+    _, (a,) = run_raw_frames(build_pipeline, targets[:1], (1280, 720), 1, array_refs=True)
+    assert (a.tails_out, a.tail_refs_in, a.tails_in) == (RAW_FRAMES, RAW_FRAMES, 0)
+
+
+def test_a_large_frame_sent_alone_goes_in_parts_even_over_bytes(
+    server: LoopbackServer, build_pipeline: Callable[..., Pipeline]
+) -> None:
+    # 1080p at window 1: every frame travels alone and takes three parts or more, whose
+    # copies overlap with the travel of the part before; that shortens the round trip
+    # more than the saved copy (stream.PARTS_OVER_TAIL_BYTES).  The server assembles
+    # most of them in a buffer of its own, no bytes object, so most answers come back
+    # whole (a first frame is joined into bytes and may come back as a tail).
+    _, (a,) = run_raw_frames(build_pipeline, [server.target], (1920, 1080), 1)
+    assert a.tails_out == 0 and a.tails_in < RAW_FRAMES
+    session = a.opened.session_id
+    (row,) = [n for n in admin.server_stats(server.target).nodes if n["session"] == session]
+    assert row["requests"] == RAW_FRAMES and row["tails"] == a.tails_in
