@@ -762,6 +762,11 @@ def evaluate_goals(ratios: dict[str, dict[str, float | None]]) -> list[dict[str,
             verdict = "met" if all(ok(v) for v in known.values()) else "MISSED"
         return {"goal": goal, "values": values, "verdict": verdict}
 
+    def frames(key: str) -> dict[str, float | None]:
+        """1080p's ratio ``w{w}_{key}`` for each window of the goals."""
+        found = ratios.get("image 1080p")
+        return {f"w{w}": found.get(f"w{w}_{key}") for w in WINDOWS} if found else {}
+
     return [
         check(
             f"w32 small msgs/s >= {GOAL_W32_SMALL_MSGS_RATIO}x echo",
@@ -775,22 +780,14 @@ def evaluate_goals(ratios: dict[str, dict[str, float | None]]) -> list[dict[str,
         ),
         check(
             f"1080p MB/s >= {GOAL_1080P_MBS_RATIO}x echo",
-            {
-                f"w{w}": ratios["image 1080p"].get(f"w{w}_mb_per_s")
-                for w in WINDOWS
-                if "image 1080p" in ratios
-            },
+            frames("mb_per_s"),
             lambda v: v >= GOAL_1080P_MBS_RATIO,
         ),
         # The same goal with the frame's array over bytes, as the echo's bytes are given
         # (same size, so the MB/s ratio is the msgs/s ratio).
         check(
             f"1080p MB/s >= {GOAL_1080P_MBS_RATIO}x echo, array over bytes (fontus wN bytes)",
-            {
-                f"w{w}": ratios["image 1080p"].get(f"w{w}_bytes_msgs_per_s")
-                for w in WINDOWS
-                if "image 1080p" in ratios
-            },
+            frames("bytes_msgs_per_s"),
             lambda v: v >= GOAL_1080P_MBS_RATIO,
         ),
     ]

@@ -201,41 +201,22 @@ def test_an_image_of_another_session_never_goes_back_as_a_tail(
     )
     assert outputs(first[1:]) == []  # nothing held before it
     b_frame = join_requests([encode_request(1, Message(frame_image(22)))])
+
     # B and C read tails by reference and by size as well: never one for an image not
     # their own.
-    second = raw_session(
-        shared_latest.target,
-        [
-            open_frame(
-                "b",
-                name="latest",
-                mark="latest",
-                frame_tails=True,
-                tail_refs=True,
-                sized_tails=True,
-            ),
-            b_frame,
-        ],
-    )
+    def latest_session(client: str) -> list[bytes]:
+        opened = open_frame(
+            client, name="latest", mark="latest", frame_tails=True, tail_refs=True, sized_tails=True
+        )
+        return raw_session(shared_latest.target, [opened, b_frame])
+
+    second = latest_session("b")
     (got,) = outputs(second[1:])
     assert np.array_equal(got.payload.image, image.image)
     assert [tail for _, _, tail in result_frames(second[1:])] == [None]
     assert not any(b"session-A-private-origin" in m for m in second)
     # B's image comes out in session C's answer: C sent equal bytes, but not that frame.
-    third = raw_session(
-        shared_latest.target,
-        [
-            open_frame(
-                "c",
-                name="latest",
-                mark="latest",
-                frame_tails=True,
-                tail_refs=True,
-                sized_tails=True,
-            ),
-            b_frame,
-        ],
-    )
+    third = latest_session("c")
     assert [tail for _, _, tail in result_frames(third[1:])] == [None]
 
 

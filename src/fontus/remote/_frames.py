@@ -253,6 +253,19 @@ def _tail_of(buffer: Any) -> tuple[bytes, int] | None:
     return owner, start
 
 
+def _large_tail(item: EncodedItem) -> tuple[bytes, int, int] | None:
+    """For an item whose last blob is TAIL_MIN_BYTES or more and the end of a ``bytes``
+    object: that object, where in it the blob starts, and the blob's size."""
+    if not item.blobs:
+        return None
+    buffer = item.blobs[-1]
+    n = memoryview(buffer).nbytes
+    if n < TAIL_MIN_BYTES:
+        return None
+    found = _tail_of(buffer)
+    return None if found is None else (found[0], found[1], n)
+
+
 def _skip_allowed(skip: int, n: int) -> bool:
     return skip <= max(TAIL_MAX_SKIP, n // 8)
 
@@ -269,16 +282,10 @@ def attach_tail(item: EncodedItem, frames: Mapping[int, bytes], *, sized: bool =
     that tag on is a ``blobs`` field holding exactly the blob (``tail_skip``).  True
     when the item got its tail.
     """
-    if not item.blobs:
-        return False
-    buffer = item.blobs[-1]
-    n = memoryview(buffer).nbytes
-    if n < TAIL_MIN_BYTES:
-        return False
-    found = _tail_of(buffer)
+    found = _large_tail(item)
     if found is None:
         return False
-    frame, start = found
+    frame, start, n = found
     if frames.get(id(frame)) is not frame:
         return False
     if sized:
@@ -304,16 +311,10 @@ def attach_request_tail(item: EncodedItem) -> bool:
     in that object (at most ``TAIL_MAX_SKIP`` or an eighth of the array) travel
     too and are not read.  True when the item got its tail.
     """
-    if not item.blobs:
+    found = _large_tail(item)
+    if found is None or not _skip_allowed(found[1], found[2]):
         return False
-    buffer = item.blobs[-1]
-    n = memoryview(buffer).nbytes
-    if n < TAIL_MIN_BYTES:
-        return False
-    found = _tail_of(buffer)
-    if found is None or not _skip_allowed(found[1], n):
-        return False
-    item.tail, item.tail_size = found[0], n
+    item.tail, item.tail_size = found[0], found[2]
     return True
 
 
