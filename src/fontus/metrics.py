@@ -71,6 +71,9 @@ _WARP_COUNTERS = (
     ("reconnects", "sessions re-opened after a broken stream", False),
     ("replayed", "requests sent again after a reconnect", False),
     ("discarded", "outputs not forwarded after a failure with on_error: stop", False),
+    ("tails_out", "requests whose last array went uncopied, as its frame's tail", False),
+    ("tails_in", "outputs received as the tail of their result frame", False),
+    ("tail_refs", "outputs whose array was the request's own, named and not sent back", False),
 )
 #: Warp gauges: (stats_extra key, metric name, help, always present).
 _WARP_GAUGES = (

@@ -539,9 +539,13 @@ def test_a_warp_sends_arrays_over_bytes_and_forwards_what_it_received_uncopied(
     # back as one.  Then a second remote identity on another server: what the first
     # Warp emits is the end of a frame it received, so it goes on uncopied too.
     targets = [server.target, catalogue_server.target]
-    _, (a, b) = run_raw_frames(build_pipeline, targets, (1280, 720), 8)
+    pipeline, (a, b) = run_raw_frames(build_pipeline, targets, (1280, 720), 8)
     assert (a.tails_out, a.tails_in) == (RAW_FRAMES, RAW_FRAMES)
     assert (b.tails_out, b.tails_in) == (RAW_FRAMES, RAW_FRAMES)
+    # The Warps' stats (and their metrics) say so.
+    for hop in ("hop0", "hop1"):
+        extra = pipeline.nodes[hop].stats_extra()
+        assert (extra["tails_out"], extra["tails_in"], extra["tail_refs"]) == (12, 12, 0)
     # With array_refs on (the default), at window 1: the requests still go as tails,
     # and every answer names its request: nothing of the arrays comes back.
     _, (a,) = run_raw_frames(build_pipeline, targets[:1], (1280, 720), 1, array_refs=True)

@@ -236,6 +236,9 @@ def test_run_metrics_port_exposes_node_and_warp_series_while_running(
         assert value(samples, "fontus_warp_in_flight", **node) is not None
         for direction in ("in", "out"):
             assert value(samples, "fontus_warp_bytes_total", **node, direction=direction) > 0
+        # Counters of arrays that went uncopied: there are none here (small messages).
+        for series in ("tails_out", "tails_in", "tail_refs"):
+            assert value(samples, f"fontus_warp_{series}_total", **node) == 0
         assert value(samples, "fontus_warp_round_trip_seconds", **node, quantile="0.5") > 0
         assert value(samples, "fontus_warp_info", **node, target=catalogue_server.target) == 1
         # Only Warps have warp series.

@@ -36,6 +36,10 @@ log = logging.getLogger(__name__)
 #: doubling up to 2 s so a long outage costs little.
 BACKOFF_INITIAL_S = 0.1
 BACKOFF_MAX_S = 2.0
+#: RemoteStream counters a connection sums over its streams (it opens a new one after
+#: each reconnect): bytes each way, request frames sent with a tail, result frames
+#: received with a tail, and outputs whose array was named (the request's own).
+STREAM_COUNTERS = ("bytes_out", "bytes_in", "tails_out", "tails_in", "tail_refs_in")
 
 
 class _Sink:
@@ -104,20 +108,26 @@ class Connection:
         #: (read by Warp._unreachable).
         self.down_since = 0.0
         self.last_error: RemoteError | None = None
-        self._bytes_before = (0, 0)  # traffic of earlier streams of this connection
+        # Counters of this connection's earlier streams (see total()).
+        self._before = dict.fromkeys(STREAM_COUNTERS, 0)
         self._task: asyncio.Task[None] | None = None
 
     @property
     def where(self) -> str:
         return self.warp.where
 
+    def total(self, counter: str) -> int:
+        """``counter`` (one of STREAM_COUNTERS) over every stream of this connection."""
+        current: int = getattr(self.stream, counter) if self.stream else 0
+        return self._before[counter] + current
+
     @property
     def bytes_out(self) -> int:
-        return self._bytes_before[0] + (self.stream.bytes_out if self.stream else 0)
+        return self.total("bytes_out")
 
     @property
     def bytes_in(self) -> int:
-        return self._bytes_before[1] + (self.stream.bytes_in if self.stream else 0)
+        return self.total("bytes_in")
 
     async def open(self, timeout: float, preferred: Any = None) -> None:
         """Open the session; raises the mapped RemoteError (used at warmup: fail fast).
@@ -250,8 +260,8 @@ class Connection:
                 return
             previous = self.session_id
             if self.stream is not None:
-                out, in_ = self._bytes_before
-                self._bytes_before = (out + self.stream.bytes_out, in_ + self.stream.bytes_in)
+                for counter in STREAM_COUNTERS:
+                    self._before[counter] += getattr(self.stream, counter)
             self.stream = stream
             self.session_id = opened.session_id
             self.window = opened.window

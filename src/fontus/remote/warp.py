@@ -1005,6 +1005,12 @@ class Warp(Node):
             "discarded": self.discarded,
             "bytes_out": sum(link.bytes_out for link in links),
             "bytes_in": sum(link.bytes_in for link in links),
+            # Arrays that travelled uncopied: requests whose array went as its frame's
+            # tail, outputs that came as one, and outputs whose array was the request's
+            # own, named and not sent back (decisions 0015-0017).
+            "tails_out": sum(c.total("tails_out") for c in conns),
+            "tails_in": sum(c.total("tails_in") for c in conns),
+            "tail_refs": sum(c.total("tail_refs_in") for c in conns),
             "streams": len(conns) or 1,
             # The form requests' value trees travel in (what the server said it reads).
             "value_trees": "msgpack" if self.pack_trees else "columns",
