@@ -450,6 +450,28 @@ def test_a_request_tail_is_read_and_handed_back_uncopied(
         assert tails == [] and row["tails"] == 0
 
 
+def test_a_request_tail_after_a_request_without_arrays_is_named(
+    server: LoopbackServer,
+    open_frame: Callable[..., bytes],
+    raw_session: RawSession,
+    result_frames: ResultFrames,
+) -> None:
+    # The request before has no arrays, so the tailed request's blob_base is 0; its tail
+    # is still its own (a tail always is the last request's): its answer names it.
+    note = encode_request(1, Message(ObjectPayload({"note": "no arrays"})))
+    image = encode_request(2, Message(over_bytes(34)[1]))
+    assert attach_request_tail(image)
+    message, tail = requests_with_tail([note, image], image)
+    opened = open_frame("tail-named", frame_tails=True, sized_tails=True, tail_refs=True)
+    received = raw_session(server.target, [opened, message, tail])
+    got = named_outputs(result_frames, received[1:], {1: note, 2: image})
+    assert [seq for seq, _, _ in got] == [1, 2]
+    assert got[0][2].payload == ObjectPayload({"note": "no arrays"})
+    assert got[1][1] == 2  # its frame names request 2
+    assert np.shares_memory(got[1][2].payload.image, image.blobs[-1])
+    assert sum(len(m) for m in received) < 2048  # nothing of the image came back
+
+
 def test_a_broken_request_tail_ends_its_session_only(
     server: LoopbackServer, open_frame: Callable[..., bytes], raw_session: RawSession
 ) -> None:

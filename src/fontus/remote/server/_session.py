@@ -453,15 +453,15 @@ class ServerSession:
             for b in kept:
                 self._tail_frames[id(b)] = b
         items = frame.requests.items
-        # The frame's last blob is its last request's when that request is alone or
-        # its blobs start after others' (blob_base > 0): a frame sent in parts too, or
-        # with a tail (the client's tail is always its last request's).
+        # The frame's last blob is its last request's when that request is alone, when
+        # its blobs start after others' (blob_base > 0; a frame sent in parts too), and
+        # when it is the frame's tail (a tail is always the last request's).
         if (
             self.tail_refs
             and size >= TAIL_MIN_BYTES
             and decoder.blobs
             and items
-            and (len(items) == 1 or items[-1].blob_base > 0)
+            and (tail is not None or len(items) == 1 or items[-1].blob_base > 0)
         ):
             self._ref_blobs[items[-1].seq] = decoder.blobs[-1]
         for item in items:
