@@ -6,6 +6,7 @@ part only (CPU of every thread, minor page faults), for A/B runs of one change::
 
     .venv/bin/python benchmarks/steady.py fontus --frames 450 --window 32 --runs 3
     .venv/bin/python benchmarks/steady.py echo --frames 450 --window 32 --runs 3
+    .venv/bin/python benchmarks/steady.py fontus --over-bytes   # the array over bytes
 
 Run old and new code alternately (``PYTHONPATH=old/src`` for the old one) and
 compare pairs: on a shared machine one run moves by 10-20%.

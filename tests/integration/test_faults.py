@@ -51,6 +51,8 @@ RUN_TIMEOUT_S = 45.0
 SAMPLE_S = 0.005
 #: How long the only server stays down in the restart tests.
 DOWN_S = 1.0
+#: The audio of one request of audio_pipeline: 20 ms of float32 samples at 16 kHz.
+SINE_CHUNK_BYTES = 320 * 4
 #: Slack on timing bounds: the watchdog ticks every 0.5 s, the deadline check every
 #: 0.5 s at most, and this machine may be loaded.
 SLACK_S = 2.0
@@ -394,6 +396,9 @@ def test_the_only_server_restarted_on_its_port_the_pipeline_waits_and_loses_noth
     extra = run.extra
     assert extra["reconnects"] >= 1
     assert (extra["failures"], extra["timeouts"]) == (0, 0)
+    # Traffic counts every stream of the connection, the one before the restart too:
+    # each request carried a chunk of 320 float32 samples at least once.
+    assert extra["bytes_out"] >= extra["requests"] * SINE_CHUNK_BYTES
     # The Warp cannot have reconnected before the new server listened.
     assert extra["failover_s"] >= DOWN_S
     numbers("restart", run.failover_numbers(down_s=DOWN_S))

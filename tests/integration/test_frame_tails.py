@@ -226,17 +226,44 @@ def test_an_image_of_another_session_never_goes_back_as_a_tail(
 # array travels back, and the client reads its own array in its place.  An array the
 # node made, an array of another request, and a request that does not own its frame's
 # last blob go back as before.  A Warp asks for it unless array_refs is off.
-def named_outputs(
-    result_frames: ResultFrames, messages: list[bytes], requests: dict[int, EncodedItem]
-) -> list[tuple[int, int, Message[Any]]]:
-    """(seq, its frame's tail_request, output) of each output of a raw session, named
-    blobs read from ``requests`` (the client's own, by seq)."""
-    return [
-        (r.seq, frame.tail_request, item_decoder(decoder, r.blob_base).message(r.output.message))
-        for frame, decoder, _ in result_frames(messages, requests)
-        for r in frame.results.items
-        if r.WhichOneof("kind") == "output"
-    ]
+#: The ``named_session`` fixture: (client, requests by seq, frames or None, Open flags)
+#: -> (every message the server sent, (seq, its frame's tail_request, output) of each
+#: output, named blobs read from the requests).
+NamedSession = Callable[..., tuple[list[bytes], list[tuple[int, int, Message[Any]]]]]
+
+
+@pytest.fixture
+def named_session(
+    server: LoopbackServer,
+    open_frame: Callable[..., bytes],
+    raw_session: RawSession,
+    result_frames: ResultFrames,
+) -> NamedSession:
+    """A raw session to ``server`` sending ``frames`` (by default each request in a frame
+    of its own) after an Open with ``flags``; what came back, and its outputs."""
+
+    def run(
+        client: str,
+        requests: dict[int, EncodedItem],
+        frames: list[bytes] | None = None,
+        **flags: Any,
+    ) -> tuple[list[bytes], list[tuple[int, int, Message[Any]]]]:
+        if frames is None:
+            frames = [join_requests([r]) for r in requests.values()]
+        received = raw_session(server.target, [open_frame(client, **flags), *frames])
+        got = [
+            (
+                r.seq,
+                frame.tail_request,
+                item_decoder(decoder, r.blob_base).message(r.output.message),
+            )
+            for frame, decoder, _ in result_frames(received[1:], requests)
+            for r in frame.results.items
+            if r.WhichOneof("kind") == "output"
+        ]
+        return received, got
+
+    return run
 
 
 def session_rows(target: str, client: str) -> list[dict[str, Any]]:
@@ -244,10 +271,7 @@ def session_rows(target: str, client: str) -> list[dict[str, Any]]:
 
 
 def test_an_image_of_the_request_answered_goes_back_as_its_seq(
-    server: LoopbackServer,
-    open_frame: Callable[..., bytes],
-    raw_session: RawSession,
-    result_frames: ResultFrames,
+    server: LoopbackServer, named_session: NamedSession
 ) -> None:
     # Three requests, each in a frame of its own: whole, and in parts (a frame sent
     # alone, decision 0012).  Every output names its request; the server sends a few
@@ -264,9 +288,7 @@ def test_an_image_of_the_request_answered_goes_back_as_its_seq(
         join_requests([requests[3]]),
     ]
     assert len(frames) > 3  # request 2 went in parts
-    opened = open_frame("refs", frame_parts=True, tail_refs=True)
-    received = raw_session(server.target, [opened, *frames])
-    got = named_outputs(result_frames, received[1:], requests)
+    received, got = named_session("refs", requests, frames, frame_parts=True, tail_refs=True)
     assert [(seq, named) for seq, named, _ in got] == [(1, 1), (2, 2), (3, 3)]
     for seq, _, message in got:
         sent = requests[seq].blobs[-1]
@@ -278,15 +300,10 @@ def test_an_image_of_the_request_answered_goes_back_as_its_seq(
 
 
 def test_without_tail_refs_the_same_requests_come_back_in_full(
-    server: LoopbackServer,
-    open_frame: Callable[..., bytes],
-    raw_session: RawSession,
-    result_frames: ResultFrames,
+    server: LoopbackServer, named_session: NamedSession
 ) -> None:
     requests = {1: encode_request(1, Message(frame_image(4)))}
-    opened = open_frame("no-refs", frame_tails=True)
-    received = raw_session(server.target, [opened, join_requests([requests[1]])])
-    ((seq, named, message),) = named_outputs(result_frames, received[1:], requests)
+    received, ((seq, named, message),) = named_session("no-refs", requests, frame_tails=True)
     assert (seq, named) == (1, 0)
     assert np.array_equal(message.payload.image, requests[1].blobs[-1])
     assert not np.shares_memory(message.payload.image, requests[1].blobs[-1])
@@ -296,17 +313,12 @@ def test_without_tail_refs_the_same_requests_come_back_in_full(
 
 
 def test_an_image_the_node_made_is_sent_in_full(
-    server: LoopbackServer,
-    open_frame: Callable[..., bytes],
-    raw_session: RawSession,
-    result_frames: ResultFrames,
+    server: LoopbackServer, named_session: NamedSession
 ) -> None:
     requests = {1: encode_request(1, Message(frame_image(5)))}
-    opened = open_frame(
-        "made-named", name="gray", mark="grayscale", frame_tails=True, tail_refs=True
+    _, ((_, named, message),) = named_session(
+        "made-named", requests, name="gray", mark="grayscale", frame_tails=True, tail_refs=True
     )
-    received = raw_session(server.target, [opened, join_requests([requests[1]])])
-    ((_, named, message),) = named_outputs(result_frames, received[1:], requests)
     assert named == 0
     image = requests[1].blobs[-1]
     assert message.payload.image.shape[:2] == image.shape[:2]
@@ -316,10 +328,7 @@ def test_an_image_the_node_made_is_sent_in_full(
 
 
 def test_only_the_request_owning_its_frame_s_last_blob_is_named(
-    server: LoopbackServer,
-    open_frame: Callable[..., bytes],
-    raw_session: RawSession,
-    result_frames: ResultFrames,
+    named_session: NamedSession,
 ) -> None:
     # Frame 1: a large image, then a request without arrays: the frame's last blob is
     # not the last request's, so the image goes back in full.  Frame 2: a small image,
@@ -332,12 +341,8 @@ def test_only_the_request_owning_its_frame_s_last_blob_is_named(
         4: encode_request(4, Message(frame_image(8))),
     }
     frames = [join_requests([requests[1], requests[2]]), join_requests([requests[3], requests[4]])]
-    opened = open_frame("mixed", frame_tails=True, tail_refs=True)
-    received = raw_session(server.target, [opened, *frames])
-    got = {
-        seq: (named, message)
-        for seq, named, message in named_outputs(result_frames, received[1:], requests)
-    }
+    _, named = named_session("mixed", requests, frames, frame_tails=True, tail_refs=True)
+    got = {seq: (by, message) for seq, by, message in named}
     assert sorted(got) == [1, 2, 3, 4]
     assert got[1][0] == 0 and got[4][0] == 4
     assert got[2][1].payload == ObjectPayload({"note": "no arrays"})
@@ -451,20 +456,21 @@ def test_a_request_tail_is_read_and_handed_back_uncopied(
 
 
 def test_a_request_tail_after_a_request_without_arrays_is_named(
-    server: LoopbackServer,
-    open_frame: Callable[..., bytes],
-    raw_session: RawSession,
-    result_frames: ResultFrames,
+    named_session: NamedSession,
 ) -> None:
     # The request before has no arrays, so the tailed request's blob_base is 0; its tail
     # is still its own (a tail always is the last request's): its answer names it.
     note = encode_request(1, Message(ObjectPayload({"note": "no arrays"})))
     image = encode_request(2, Message(over_bytes(34)[1]))
     assert attach_request_tail(image)
-    message, tail = requests_with_tail([note, image], image)
-    opened = open_frame("tail-named", frame_tails=True, sized_tails=True, tail_refs=True)
-    received = raw_session(server.target, [opened, message, tail])
-    got = named_outputs(result_frames, received[1:], {1: note, 2: image})
+    received, got = named_session(
+        "tail-named",
+        {1: note, 2: image},
+        list(requests_with_tail([note, image], image)),
+        frame_tails=True,
+        sized_tails=True,
+        tail_refs=True,
+    )
     assert [seq for seq, _, _ in got] == [1, 2]
     assert got[0][2].payload == ObjectPayload({"note": "no arrays"})
     assert got[1][1] == 2  # its frame names request 2
@@ -488,7 +494,8 @@ def test_a_broken_request_tail_ends_its_session_only(
         ),
         "tail_size on a Configure": (
             [control_frame(configure)],
-            "malformed frame: tail_size on a frame without requests (configure)",
+            "malformed frame: tail_size on a configure frame; only a frame carrying "
+            "requests may have a tail",
         ),
         "no tail before half-close": (
             [message],

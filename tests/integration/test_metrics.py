@@ -357,39 +357,35 @@ def test_the_pipeline_metrics_module_does_not_import_grpc() -> None:
     assert done.stdout.strip() == ""
 
 
-def test_serve_counts_outputs_sent_back_as_tails(
-    metrics_server: tuple[LoopbackServer, int], run_frames: Callable[..., Pipeline]
-) -> None:
-    # 1080p frames through identity at window 4: the frames written while others are in
-    # flight go whole, and their outputs go back as tails (decision 0015).
-    server, port = metrics_server
-    _, before = scrape(port)
-    tails_before = value(before, "fontus_server_tails_total", mark="identity")
-    assert tails_before is not None
-    pipeline = run_frames(server.target, 4, 8, RUN_TIMEOUT_S, array_refs=False)
-    received = pipeline.nodes["node"]._conns[0].stream.tails_in
-    assert received > 0
-    after = scrape_until(
-        port, lambda s: value(s, "fontus_server_sessions_active", mark="identity") == 0
-    )
-    assert value(after, "fontus_server_tails_total", mark="identity") == tails_before + received
+def tail_counts(samples: Samples) -> tuple[float, float]:
+    """The server's (tails, tail_refs) counters for identity in one scrape."""
+    tails = value(samples, "fontus_server_tails_total", mark="identity")
+    refs = value(samples, "fontus_server_tail_refs_total", mark="identity")
+    assert tails is not None and refs is not None
+    return tails, refs
 
 
-def test_serve_counts_outputs_whose_array_went_back_by_reference(
-    metrics_server: tuple[LoopbackServer, int], run_frames: Callable[..., Pipeline]
+@pytest.mark.parametrize("array_refs", [False, True], ids=["as tails", "by reference"])
+def test_serve_counts_outputs_sent_back_uncopied(
+    metrics_server: tuple[LoopbackServer, int],
+    run_frames: Callable[..., Pipeline],
+    array_refs: bool,
 ) -> None:
-    # The same frames with array_refs on (the default): every output names its own
-    # request's array instead (decision 0016), whole frames and frames in parts alike.
+    # 1080p frames through identity at window 4.  With array_refs off, the frames
+    # written while others are in flight go whole and their outputs go back as tails
+    # (decision 0015); with it on (the default), every output names its own request's
+    # array instead (decision 0016), whole frames and frames in parts alike.
     server, port = metrics_server
     _, before = scrape(port)
-    refs_before = value(before, "fontus_server_tail_refs_total", mark="identity")
-    tails_before = value(before, "fontus_server_tails_total", mark="identity")
-    assert refs_before is not None
-    pipeline = run_frames(server.target, 4, 8, RUN_TIMEOUT_S)
+    tails_before, refs_before = tail_counts(before)
+    pipeline = run_frames(server.target, 4, 8, RUN_TIMEOUT_S, array_refs=array_refs)
     stream = pipeline.nodes["node"]._conns[0].stream
-    assert (stream.tail_refs_in, stream.tails_in) == (8, 0)
+    if array_refs:
+        assert (stream.tail_refs_in, stream.tails_in) == (8, 0)
+    else:
+        assert stream.tails_in > 0 and stream.tail_refs_in == 0
     after = scrape_until(
         port, lambda s: value(s, "fontus_server_sessions_active", mark="identity") == 0
     )
-    assert value(after, "fontus_server_tail_refs_total", mark="identity") == refs_before + 8
-    assert value(after, "fontus_server_tails_total", mark="identity") == tails_before
+    tails, refs = tail_counts(after)
+    assert (tails - tails_before, refs - refs_before) == (stream.tails_in, stream.tail_refs_in)

@@ -397,9 +397,15 @@ class ServerSession:
         kind = frame.WhichOneof("kind")
         if frame.tail_size:
             if kind != "requests" or not frame.requests.items:
+                what = (
+                    "a requests frame with no request"
+                    if kind == "requests"
+                    else f"a {kind or 'kindless'} frame"
+                )
                 raise ProtocolError(
                     "INVALID_ARGUMENT",
-                    f"malformed frame: tail_size on a frame without requests ({kind})",
+                    f"malformed frame: tail_size on {what}; only a frame carrying requests "
+                    "may have a tail",
                 )
             self._tail_due = (data, frame, decoder)  # read with its tail, the next message
             return False
