@@ -215,6 +215,10 @@ def test_object_payload_numpy_scalars_and_subclasses_become_plain_values() -> No
     [
         ({"a": {"b": {1, 2}}}, r"ObjectPayload\.a\.b: type set is not supported"),
         ({"a": [0, np.array([object()])]}, r"ObjectPayload\.a\[1\]: numpy arrays of dtype object"),
+        (
+            {"a": [0, {"b": ([1], {2})}]},
+            r"ObjectPayload\.a\[1\]\.b\[1\]: type set is not supported",
+        ),
         ({"a": {1: "x"}}, r"ObjectPayload\.a: mapping keys must be str, got int 1"),
         ({"a": np.complex64(1)}, r"ObjectPayload\.a: numpy scalar of type complex64"),
     ],

@@ -5,11 +5,13 @@ from __future__ import annotations
 import sys
 import threading
 
+import numpy as np
 import pytest
 
+from fontus import ObjectPayload
 from fontus.core import ConfigError
 from fontus.core._values import FrozenDict
-from fontus.remote._packed import ENV, pack_tree, tree_formats
+from fontus.remote._packed import ENV, pack_tree, tree_formats, unpack_tree
 
 #: Bound of every wait in the threaded test.
 WAIT_S = 30.0
@@ -85,3 +87,63 @@ def test_threads_packing_at_once_each_get_their_own_tree() -> None:
         sys.setswitchinterval(interval)
     assert not any(t.is_alive() for t in threads)
     assert errors == []
+
+
+# -- maps known plain (decision 0018) ---------------------------------------------------
+class _Key(str):
+    """A str subclass as a key: the wire writes its text, the column way."""
+
+
+_PLAIN_TREES = [
+    {"i": 1, "s": "x", "f": 1.5, "n": None, "b": True, "raw": b"\x00"},
+    {"lo": -(2**63), "hi": 2**63 - 1, "np": np.int64(7), "npf": np.float32(0.5)},
+    {"list": [1, [2, "y"], ()], "nested": {"deeper": [{"j": 2}, {}]}, "empty": {}},
+]
+_NOT_KNOWN_PLAIN = [
+    {"a": np.zeros(2)},
+    {"big": 2**63},
+    {"small": -(2**63) - 1},
+    {"in_list": [1, 2**63]},
+    {"deep": {"deeper": [np.zeros(1)]}},
+    {_Key("k"): 1},
+    {"user_map": FrozenDict({"b": 1})},  # made by hand: its values were never frozen here
+]
+
+
+@pytest.mark.parametrize("tree", _PLAIN_TREES)
+def test_freezing_marks_a_map_plain_and_it_packs_as_a_walked_one(tree: dict) -> None:
+    pytest.importorskip("msgpack")
+    frozen = ObjectPayload(tree).data
+    assert frozen._plain is True
+    walked = FrozenDict.adopt(dict(frozen._data))  # the same map, not known plain
+    assert walked._plain is False
+    assert pack_tree(frozen) == pack_tree(walked) is not None
+
+
+@pytest.mark.parametrize("tree", _NOT_KNOWN_PLAIN)
+def test_a_map_with_anything_else_is_not_known_plain(tree: dict) -> None:
+    assert ObjectPayload(tree).data._plain is False
+
+
+def test_a_map_not_known_plain_is_walked_at_each_pack() -> None:
+    pytest.importorskip("msgpack")
+    inner = [1]
+    data = ObjectPayload({"user_map": FrozenDict({"list": inner})}).data
+    assert pack_tree(data) is not None  # plain when walked
+    inner.append(np.zeros(1))  # the hand-made map holds a list someone still changes
+    assert pack_tree(data) is None  # walked again: the column way judges it
+
+
+def test_a_map_read_from_the_wire_is_known_plain() -> None:
+    pytest.importorskip("msgpack")
+    sent = FrozenDict.adopt({"a": FrozenDict.adopt({"b": (1, FrozenDict.adopt({"c": "x"}))})})
+    read = unpack_tree(pack_tree(sent), "data", 0, 32, want_map=True)
+    assert read == sent
+    assert read._plain and read["a"]._plain and read["a"]["b"][1]._plain
+
+
+def test_the_packer_trusts_a_map_known_plain_without_walking_it() -> None:
+    pytest.importorskip("msgpack")
+    # adopt(plain=True) is the caller's promise; a walk would refuse this int (over int64).
+    assert pack_tree(FrozenDict.adopt({"big": 2**63}, plain=True)) is not None
+    assert pack_tree(FrozenDict.adopt({"big": 2**63})) is None

@@ -19,10 +19,18 @@ __all__ = ["EMPTY", "FrozenDict", "freeze_value", "readonly_array", "thaw_value"
 class FrozenDict(Mapping[str, Any]):
     """A read-only, hashable-free mapping with ``str`` keys."""
 
-    __slots__ = ("_data",)
+    __slots__ = ("_data", "_plain")
 
     def __init__(self, data: Mapping[str, Any] | None = None) -> None:
         self._data: dict[str, Any] = dict(data) if data else {}
+        #: True when this map is known to hold, at any depth, only exact ``str`` keys,
+        #: None, bool, int in the int64 range, float, str, bytes, tuples and maps of
+        #: the same (what MessagePack carries as it is); False when that is not known.
+        #: Set by :func:`freeze_value`, which looks at every value anyway, and by the
+        #: wire's tree reader after its checks, so that an encoder need not walk the map
+        #: again (decision 0018).  A map made by this constructor is never known plain:
+        #: its values were not frozen here, and a list among them may still change.
+        self._plain = False
 
     def __getitem__(self, key: str) -> Any:
         return self._data[key]
@@ -51,10 +59,12 @@ class FrozenDict(Mapping[str, Any]):
         return self._data.items()
 
     @classmethod
-    def adopt(cls, data: dict[str, Any]) -> FrozenDict:
-        """Wrap ``data`` without copying it; the caller hands it over and never changes it."""
+    def adopt(cls, data: dict[str, Any], plain: bool = False) -> FrozenDict:
+        """Wrap ``data`` without copying it; the caller hands it over and never changes it
+        (``plain``: the caller knows it is plain, see ``_plain``)."""
         frozen = object.__new__(cls)
         frozen._data = data
+        frozen._plain = plain
         return frozen
 
     def __repr__(self) -> str:
@@ -82,8 +92,20 @@ def readonly_array(array: np.ndarray, path: str = "array") -> np.ndarray:
 
 
 _PLAIN = frozenset((bool, int, float, str, bytes))
+_INT64_MIN = -(1 << 63)
+_INT64_MAX = (1 << 63) - 1
 #: The empty mapping: one shared instance (it cannot change).
-EMPTY = FrozenDict()
+EMPTY = FrozenDict.adopt({}, plain=True)
+
+
+def _plain_frozen(value: Any) -> bool:
+    """Whether the frozen ``value`` (no list or tuple) is known plain (see FrozenDict._plain)."""
+    t = type(value)
+    if t is FrozenDict:
+        return value._plain
+    if value is None or t in _PLAIN:
+        return t is not int or _INT64_MIN <= value <= _INT64_MAX
+    return False
 
 
 def freeze_value(value: Any, path: str = "value") -> Any:
@@ -123,7 +145,7 @@ def freeze_value(value: Any, path: str = "value") -> Any:
     if isinstance(value, Mapping):
         return _freeze_mapping(value, path)
     if isinstance(value, list | tuple):
-        return tuple(freeze_value(item, f"{path}[{i}]") for i, item in enumerate(value))
+        return _freeze_sequence(value, path)[0]
     raise TypeError(
         f"{path}: type {type(value).__name__} is not supported; use None, bool, int, float, "
         "str, bytes, a numpy array, a list or a mapping with str keys"
@@ -134,14 +156,47 @@ def _freeze_mapping(value: Mapping[Any, Any], path: str) -> FrozenDict:
     if not value:
         return EMPTY
     frozen = {}
+    plain = True
     for key, item in value.items():
-        if type(key) is not str and not isinstance(key, str):
-            raise TypeError(f"{path}: mapping keys must be str, got {type(key).__name__} {key!r}")
-        if item is None or type(item) in _PLAIN:
+        if type(key) is not str:
+            if not isinstance(key, str):
+                raise TypeError(
+                    f"{path}: mapping keys must be str, got {type(key).__name__} {key!r}"
+                )
+            plain = False  # a str subclass: the wire writes its text (the column way)
+        t = type(item)
+        if item is None or t in _PLAIN:
             frozen[key] = item
+            if t is int and not _INT64_MIN <= item <= _INT64_MAX:
+                plain = False
+        elif t is list or t is tuple:
+            frozen[key], item_plain = _freeze_sequence(item, f"{path}.{key}")
+            plain = plain and item_plain
         else:
-            frozen[key] = freeze_value(item, f"{path}.{key}")
-    return FrozenDict.adopt(frozen)
+            frozen[key] = item = freeze_value(item, f"{path}.{key}")
+            plain = plain and _plain_frozen(item)
+    return FrozenDict.adopt(frozen, plain)
+
+
+def _freeze_sequence(value: list[Any] | tuple[Any, ...], path: str) -> tuple[tuple[Any, ...], bool]:
+    """``value`` frozen into a tuple, and whether it is known plain (see FrozenDict._plain)."""
+    frozen = []
+    plain = True
+    for i, item in enumerate(value):
+        t = type(item)
+        if item is None or t in _PLAIN:
+            frozen.append(item)
+            if t is int and not _INT64_MIN <= item <= _INT64_MAX:
+                plain = False
+        elif t is list or t is tuple:
+            item, item_plain = _freeze_sequence(item, f"{path}[{i}]")
+            frozen.append(item)
+            plain = plain and item_plain
+        else:
+            item = freeze_value(item, f"{path}[{i}]")
+            frozen.append(item)
+            plain = plain and _plain_frozen(item)
+    return tuple(frozen), plain
 
 
 def thaw_value(value: Any) -> Any:

@@ -83,6 +83,8 @@ def _plain(value: Any) -> bool:
     """Whether ``value`` holds only the exact types MessagePack carries as the column form would."""
     t = type(value)
     if t is FrozenDict:
+        if value._plain:  # known from when it was frozen or read (decision 0018)
+            return True
         value = value._data  # its dict: iterated in C, not through FrozenDict's methods
         t = dict
     if t is dict:
@@ -193,6 +195,8 @@ def _check(value: Any, path: str, depth: int, max_depth: int) -> None:
             raise WireError(f"{where}: int {item} is outside the int64 range")
         else:
             raise WireError(f"{where}: a {_name(t)} cannot travel in a value tree")
+    if is_map:
+        value._plain = True  # checked: an encoder sending it on need not walk it again
 
 
 def _name(t: type) -> str:
