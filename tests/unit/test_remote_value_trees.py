@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import random
 import sys
 import threading
+from typing import Any
 
 import numpy as np
 import pytest
@@ -147,3 +149,52 @@ def test_the_packer_trusts_a_map_known_plain_without_walking_it() -> None:
     # adopt(plain=True) is the caller's promise; a walk would refuse this int (over int64).
     assert pack_tree(FrozenDict.adopt({"big": 2**63}, plain=True)) is not None
     assert pack_tree(FrozenDict.adopt({"big": 2**63})) is None
+
+
+_LEAF_CHOICES: list[Any] = [
+    None,
+    True,
+    False,
+    0,
+    -1,
+    2**63 - 1,
+    -(2**63),
+    2**63,
+    -(2**63) - 1,
+    2**70,
+    0.5,
+    float("inf"),
+    "",
+    "text",
+    b"",
+    b"\x00\xff",
+    np.int64(3),
+    np.float32(1.5),
+    np.zeros(2),
+]
+
+
+def _random_tree(rng: random.Random, depth: int) -> Any:
+    roll = rng.random()
+    if depth > 3 or roll < 0.5:
+        return rng.choice(_LEAF_CHOICES)
+    if roll < 0.75:
+        return [_random_tree(rng, depth + 1) for _ in range(rng.randrange(4))]
+    keys = [rng.choice(["a", "b", "c", "d", _Key("k")]) for _ in range(rng.randrange(4))]
+    return {key: _random_tree(rng, depth + 1) for key in keys}
+
+
+def test_a_map_is_known_plain_exactly_when_a_walk_finds_it_plain() -> None:
+    # Seeded and bounded: random trees of leaves at and past the int64 bounds, arrays,
+    # numpy scalars, str-subclass keys, lists and maps, frozen the way a payload is.
+    pytest.importorskip("msgpack")
+    rng = random.Random(20261129)
+    known = 0
+    for _ in range(2000):
+        frozen = ObjectPayload({"root": _random_tree(rng, 0)}).data
+        walked = FrozenDict.adopt(dict(frozen._data))  # the same map, not known plain
+        assert frozen._plain == (pack_tree(walked) is not None)
+        if frozen._plain:
+            known += 1
+            assert pack_tree(frozen) == pack_tree(walked)
+    assert 200 < known < 1800  # both kinds of tree were drawn
