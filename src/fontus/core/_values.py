@@ -169,12 +169,9 @@ def _freeze_mapping(value: Mapping[Any, Any], path: str) -> FrozenDict:
             frozen[key] = item
             if t is int and not _INT64_MIN <= item <= _INT64_MAX:
                 plain = False
-        elif t is list or t is tuple:
-            frozen[key], item_plain = _freeze_sequence(item, f"{path}.{key}")
-            plain = plain and item_plain
         else:
-            frozen[key] = item = freeze_value(item, f"{path}.{key}")
-            plain = plain and _plain_frozen(item)
+            frozen[key], item_plain = _freeze_nested(item, f"{path}.{key}")
+            plain = plain and item_plain
     return FrozenDict.adopt(frozen, plain)
 
 
@@ -184,19 +181,23 @@ def _freeze_sequence(value: list[Any] | tuple[Any, ...], path: str) -> tuple[tup
     plain = True
     for i, item in enumerate(value):
         t = type(item)
-        if item is None or t in _PLAIN:
+        if item is None or t in _PLAIN:  # (inline, as in _freeze_mapping: most values)
             frozen.append(item)
             if t is int and not _INT64_MIN <= item <= _INT64_MAX:
                 plain = False
-        elif t is list or t is tuple:
-            item, item_plain = _freeze_sequence(item, f"{path}[{i}]")
+        else:
+            item, item_plain = _freeze_nested(item, f"{path}[{i}]")
             frozen.append(item)
             plain = plain and item_plain
-        else:
-            item = freeze_value(item, f"{path}[{i}]")
-            frozen.append(item)
-            plain = plain and _plain_frozen(item)
     return tuple(frozen), plain
+
+
+def _freeze_nested(item: Any, path: str) -> tuple[Any, bool]:
+    """A value that is not a plain leaf, frozen, and whether it is known plain."""
+    if type(item) is list or type(item) is tuple:
+        return _freeze_sequence(item, path)
+    item = freeze_value(item, path)
+    return item, _plain_frozen(item)
 
 
 def thaw_value(value: Any) -> Any:

@@ -270,6 +270,16 @@ def _skip_allowed(skip: int, n: int) -> bool:
     return skip <= max(TAIL_MAX_SKIP, n // 8)
 
 
+def _attach_sized(item: EncodedItem, found: tuple[bytes, int, int]) -> bool:
+    """Give ``item`` the tail ``_large_tail`` found, sent by size, unless too much of
+    that object comes before the blob (it travels too, unread)."""
+    owner, start, n = found
+    if not _skip_allowed(start, n):
+        return False
+    item.tail, item.tail_size = owner, n
+    return True
+
+
 def attach_tail(item: EncodedItem, frames: Mapping[int, bytes], *, sized: bool = False) -> bool:
     """Send ``item``'s last blob as the tail of its frame when it ends a received frame.
 
@@ -289,10 +299,7 @@ def attach_tail(item: EncodedItem, frames: Mapping[int, bytes], *, sized: bool =
     if frames.get(id(frame)) is not frame:
         return False
     if sized:
-        if not _skip_allowed(start, n):
-            return False
-        item.tail, item.tail_size = frame, n
-        return True
+        return _attach_sized(item, found)
     prefix = _BLOB_TAG + _varint(n)
     skip = start - len(prefix)
     if skip <= 0 or not _skip_allowed(skip, n) or frame[skip:start] != prefix:
@@ -312,10 +319,7 @@ def attach_request_tail(item: EncodedItem) -> bool:
     too and are not read.  True when the item got its tail.
     """
     found = _large_tail(item)
-    if found is None or not _skip_allowed(found[1], found[2]):
-        return False
-    item.tail, item.tail_size = found[0], found[2]
-    return True
+    return found is not None and _attach_sized(item, found)
 
 
 def requests_with_tail(items: list[EncodedItem], tailed: EncodedItem) -> tuple[bytes, bytes]:
