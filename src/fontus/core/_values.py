@@ -13,7 +13,16 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["EMPTY", "FrozenDict", "freeze_value", "readonly_array", "thaw_value", "values_equal"]
+__all__ = [
+    "EMPTY",
+    "INT64_MAX",
+    "INT64_MIN",
+    "FrozenDict",
+    "freeze_value",
+    "readonly_array",
+    "thaw_value",
+    "values_equal",
+]
 
 
 class FrozenDict(Mapping[str, Any]):
@@ -92,8 +101,9 @@ def readonly_array(array: np.ndarray, path: str = "array") -> np.ndarray:
 
 
 _PLAIN = frozenset((bool, int, float, str, bytes))
-_INT64_MIN = -(1 << 63)
-_INT64_MAX = (1 << 63) - 1
+#: The int range the wire carries (int64): ids, versions and value-tree ints.
+INT64_MIN = -(1 << 63)
+INT64_MAX = (1 << 63) - 1
 #: The empty mapping: one shared instance (it cannot change).
 EMPTY = FrozenDict.adopt({}, plain=True)
 
@@ -104,7 +114,7 @@ def _plain_frozen(value: Any) -> bool:
     if t is FrozenDict:
         return value._plain
     if value is None or t in _PLAIN:
-        return t is not int or _INT64_MIN <= value <= _INT64_MAX
+        return t is not int or INT64_MIN <= value <= INT64_MAX
     return False
 
 
@@ -167,7 +177,7 @@ def _freeze_mapping(value: Mapping[Any, Any], path: str) -> FrozenDict:
         t = type(item)
         if item is None or t in _PLAIN:
             frozen[key] = item
-            if t is int and not _INT64_MIN <= item <= _INT64_MAX:
+            if t is int and not INT64_MIN <= item <= INT64_MAX:
                 plain = False
         else:
             frozen[key], item_plain = _freeze_nested(item, f"{path}.{key}")
@@ -183,7 +193,7 @@ def _freeze_sequence(value: list[Any] | tuple[Any, ...], path: str) -> tuple[tup
         t = type(item)
         if item is None or t in _PLAIN:  # (inline, as in _freeze_mapping: most values)
             frozen.append(item)
-            if t is int and not _INT64_MIN <= item <= _INT64_MAX:
+            if t is int and not INT64_MIN <= item <= INT64_MAX:
                 plain = False
         else:
             item, item_plain = _freeze_nested(item, f"{path}[{i}]")

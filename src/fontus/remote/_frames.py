@@ -84,6 +84,11 @@ class EncodedItem:
     #: (``ServerFrame.tail_request``), numbered as a tail's blob, and is not sent.
     tail_request: int = 0
 
+    @property
+    def has_tail(self) -> bool:
+        """Whether this item's last blob travels as its frame's tail, sent or named."""
+        return self.tail is not None or self.tail_request != 0
+
 
 def _item(seq: int, head: Any, encoder: WireEncoder | None) -> EncodedItem:
     data = head.SerializeToString()

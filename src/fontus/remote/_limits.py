@@ -4,13 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..core._values import INT64_MAX, INT64_MIN
 from ..core.errors import ConfigError
 
 __all__ = ["DEFAULT_LIMITS", "INT64_MAX", "INT64_MIN", "WireLimits"]
-
-#: The int range the wire carries (int64): ids, versions and value-tree ints.
-INT64_MIN = -(1 << 63)
-INT64_MAX = (1 << 63) - 1
 
 
 @dataclass(frozen=True)

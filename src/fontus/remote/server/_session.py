@@ -532,7 +532,7 @@ class ServerSession:
                 batch = [item]
                 size = item.size
                 # The item whose last blob is sent as the frame's tail (one per frame).
-                tailed = item if item.tail is not None or item.tail_request else None
+                tailed = item if item.has_tail else None
                 # Requests this frame finishes (Done or Failed), and the last of them.
                 finals, last_final = (1, item.seq) if item.final else (0, 0)
                 if self._outbox:
@@ -551,7 +551,7 @@ class ServerSession:
                     ):
                         pending = nxt
                         break
-                    if nxt.tail is not None or nxt.tail_request:
+                    if nxt.has_tail:
                         if tailed is not None:
                             pending = nxt
                             break
